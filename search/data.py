@@ -1,0 +1,135 @@
+"""Data stage: MNIST-style datasets loaded once per process into normalised tensors.
+
+Images become float32 rows of 784 normalised pixels on the chosen device; a seeded validation
+split is carved out of the training set, so the test set is only ever reported, never used to
+choose anything.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from search.errors import DataError, UsageError
+
+# name -> (torchvision class name, folder under the root, training-set mean and std of [0, 1]
+# pixels). MNIST's figures are the reference study's; the others are their own training sets'.
+DATASETS: dict[str, tuple[str, str, float, float]] = {
+    "mnist": ("MNIST", "MNIST", 0.1307, 0.3081),
+    "fashion-mnist": ("FashionMNIST", "FashionMNIST", 0.2860, 0.3530),
+    "kmnist": ("KMNIST", "KMNIST", 0.1918, 0.3483),
+}
+RAW_FILES = (
+    "train-images-idx3-ubyte",
+    "train-labels-idx1-ubyte",
+    "t10k-images-idx3-ubyte",
+    "t10k-labels-idx1-ubyte",
+)
+IMAGE_SIDE = 28
+N_CLASSES = 10
+
+
+def default_data_dir() -> str:
+    """``$SEARCH_DATA_DIR`` when set, else ``./data`` (where torchvision downloads to)."""
+    return os.environ.get("SEARCH_DATA_DIR") or "data"
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    dataset: str = "mnist"
+    data_dir: str = "data"
+    val_size: int = 5000  # samples held out of the training set for model selection
+    train_limit: int | None = None  # keep only the first N training samples (after the split)
+    seed: int = 1  # seeds the validation split
+
+    def __post_init__(self) -> None:
+        if self.dataset not in DATASETS:
+            raise UsageError(
+                f"--dataset: expected one of {', '.join(DATASETS)}, got {self.dataset!r}"
+            )
+        if self.val_size < 1:
+            raise UsageError(f"--val-size: expected a positive count, got {self.val_size}")
+        if self.train_limit is not None and self.train_limit < 1:
+            raise UsageError(f"--train-limit: expected a positive count, got {self.train_limit}")
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Normalised images (N x 784, float32) and labels (N, int64), all on one device."""
+
+    train_x: torch.Tensor
+    train_y: torch.Tensor
+    val_x: torch.Tensor
+    val_y: torch.Tensor
+    test_x: torch.Tensor
+    test_y: torch.Tensor
+
+    @property
+    def device(self) -> torch.device:
+        return self.train_x.device
+
+
+def _expected(cfg: DataConfig) -> str:
+    folder = Path(cfg.data_dir) / DATASETS[cfg.dataset][1] / "raw"
+    return f"{folder} (expected {', '.join(RAW_FILES)})"
+
+
+def _read(cfg: DataConfig, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    import torchvision.datasets as tvd
+
+    cls = getattr(tvd, DATASETS[cfg.dataset][0])
+    raw = Path(cfg.data_dir) / DATASETS[cfg.dataset][1] / "raw"
+    present = all((raw / name).exists() for name in RAW_FILES)
+    try:
+        # torchvision prints download progress on stdout; our caller wants one line or nothing.
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            ds = cls(cfg.data_dir, train=train, download=not present)
+    except Exception as e:  # noqa: BLE001 - any failure here means the files are unusable
+        what = "could not be downloaded" if not present else "could not be read"
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise DataError(f"{cfg.dataset} {what} from {_expected(cfg)}: {reason}") from e
+    images, labels = ds.data, ds.targets
+    if (
+        images.dim() != 3
+        or tuple(images.shape[1:]) != (IMAGE_SIDE, IMAGE_SIDE)
+        or len(images) != len(labels)
+        or len(images) == 0
+        or int(labels.min()) < 0
+        or int(labels.max()) >= N_CLASSES
+    ):
+        raise DataError(f"{cfg.dataset} files are damaged in {_expected(cfg)}")
+    return images, labels
+
+
+def load(cfg: DataConfig, device: torch.device | str = "cpu") -> Splits:
+    """Read the dataset (downloading it if absent), normalise it and split off validation."""
+    mean, std = DATASETS[cfg.dataset][2:]
+    train_img, train_lab = _read(cfg, train=True)
+    test_img, test_lab = _read(cfg, train=False)
+    if cfg.val_size >= len(train_img):
+        raise UsageError(
+            f"--val-size: expected fewer than the {len(train_img)} training samples, "
+            f"got {cfg.val_size}"
+        )
+
+    def norm(images: torch.Tensor) -> torch.Tensor:
+        x = images.reshape(len(images), -1).to(torch.float32).div_(255.0)
+        return x.sub_(mean).div_(std).to(device)
+
+    perm = torch.randperm(len(train_img), generator=torch.Generator().manual_seed(cfg.seed))
+    val_idx, train_idx = perm[: cfg.val_size], perm[cfg.val_size :].sort().values
+    if cfg.train_limit is not None:
+        train_idx = train_idx[: cfg.train_limit]
+    return Splits(
+        train_x=norm(train_img[train_idx]),
+        train_y=train_lab[train_idx].to(torch.int64).to(device),
+        val_x=norm(train_img[val_idx]),
+        val_y=train_lab[val_idx].to(torch.int64).to(device),
+        test_x=norm(test_img),
+        test_y=test_lab.to(torch.int64).to(device),
+    )

@@ -1,0 +1,128 @@
+"""Storage stage: open an Optuna database safely, and keep its studies consistent.
+
+Checks a URL before Optuna touches it (a file that is not an Optuna database is left as it
+was), turns on SQLite's write-ahead log and a busy timeout so that readers (a report, the
+dashboard) never block the search, and fails trials whose process died while they ran.
+"""
+
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import sqlite3
+from pathlib import Path
+
+import optuna
+import sqlalchemy
+from optuna.storages import RDBStorage
+from optuna.trial import TrialState
+
+from search.errors import StorageError
+
+DEFAULT_STORAGE = "sqlite:///study_db/mnist.db"
+SQLITE_BUSY_TIMEOUT_S = 60  # how long a writer waits for the SQLite lock before giving up
+OWNERLESS_GRACE_S = 60
+
+
+def _display(url: str) -> str:
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a malformed URL is shown as given
+        return url
+
+
+def _check_sqlite_file(path: Path, shown: str) -> None:
+    """Refuse a file that is not empty and not an Optuna database, without writing to it."""
+    if path.is_dir():
+        raise StorageError(f"--storage {shown}: {path} is a folder, expected a database file")
+    if path.stat().st_size == 0:
+        return
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as con:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.DatabaseError as e:
+        raise StorageError(
+            f"--storage {shown}: {path} is not an SQLite database ({e}); it was left untouched. "
+            "Point --storage at a new file or an Optuna database"
+        ) from None
+    if tables and not {"studies", "trials", "version_info"} <= tables:
+        raise StorageError(
+            f"--storage {shown}: {path} is an SQLite database but not an Optuna one; it was "
+            "left untouched. Point --storage at a new file or an Optuna database"
+        )
+
+
+def open_storage(url: str) -> RDBStorage:
+    """An RDBStorage for ``url``; any problem is a one-line ``StorageError``."""
+    shown = _display(url)
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except Exception:  # noqa: BLE001 - sqlalchemy raises several types for bad URLs
+        raise StorageError(
+            f"--storage: malformed URL {url!r}; expected for example {DEFAULT_STORAGE} "
+            "or postgresql+psycopg://user@host/db"
+        ) from None
+    engine_kwargs: dict = {}
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database
+        if db and db != ":memory:":
+            path = Path(db)
+            if path.exists():
+                _check_sqlite_file(path, shown)
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            with sqlite3.connect(path) as con:  # WAL is a property of the file: set it once
+                con.execute("PRAGMA journal_mode=WAL")
+        engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    try:
+        return RDBStorage(url, engine_kwargs=engine_kwargs)
+    except ImportError as e:
+        raise StorageError(f"--storage {shown}: the database driver is missing ({e})") from None
+    except Exception as e:  # noqa: BLE001 - sqlalchemy and Optuna raise many kinds here
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise StorageError(f"--storage {shown}: cannot open the database: {first}") from None
+
+
+def worker_identity() -> dict[str, object]:
+    """Who runs a trial: recorded on the trial so a dead owner can be recognised later."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def fail_orphaned_trials(
+    storage: RDBStorage, study: optuna.Study, now: datetime.datetime | None = None
+) -> list[int]:
+    """Mark FAIL the RUNNING trials whose process on this host is gone; return their numbers.
+
+    A trial left RUNNING by a killed process would otherwise block its grid point forever. A
+    claim records its owner within milliseconds, so a RUNNING trial with no owner after
+    ``OWNERLESS_GRACE_S`` was claimed by a process killed in between.
+    """
+    failed = []
+    host = socket.gethostname()
+    now = now or datetime.datetime.now()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = t.user_attrs.get("worker")
+        if owner is None:
+            started = t.datetime_start or now
+            if (now - started).total_seconds() < OWNERLESS_GRACE_S:
+                continue
+            reason = "interrupted: its process ended while claiming it"
+        elif owner.get("host") == host and not _alive(int(owner.get("pid", -1))):
+            reason = f"interrupted: process {owner.get('pid')} ended while the trial ran"
+        else:
+            continue
+        storage.set_trial_user_attr(t._trial_id, "fail_reason", reason)
+        storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
+        failed.append(t.number)
+    return failed

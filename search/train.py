@@ -1,0 +1,244 @@
+"""Train stage: the one training loop, as two functions (``train_one_epoch``, ``evaluate``).
+
+Batches are gathered from the on-device tensors with a seeded permutation per epoch into
+preallocated buffers: no DataLoader, no per-sample transform, and no host-device
+synchronisation inside an epoch (losses stay on the device until the epoch ends).
+``fit`` runs the epochs and records everything a chart needs.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from search import fused
+from search.data import Splits
+from search.model import ModelConfig, build_mlp, count_parameters, weight_matrices
+from search.optim import OPTIMIZERS, FlatOptimizer
+
+Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+# Losses on the logits z against labels y:
+#   nll:           nll_loss(log_softmax(z), y), the reference's baseline
+#   cross_entropy: cross_entropy(z, y), the same quantity computed by one fused op
+#   mse:           mse_loss(softmax(z), one_hot(y)): probabilities against one-hot targets,
+#                  mean over batch x 10 (the fair form of MSE for a classifier)
+#   mse_logprob:   mse_loss(log_softmax(z), one_hot(y)), exactly what the reference ran
+LOSSES = ("nll", "cross_entropy", "mse", "mse_logprob")
+
+
+def loss_fn(name: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    if name == "nll":
+        return F.nll_loss(F.log_softmax(logits, dim=1), y)
+    if name == "cross_entropy":
+        return F.cross_entropy(logits, y)
+    target = F.one_hot(y, logits.shape[1]).to(logits.dtype)
+    if name == "mse":
+        return F.mse_loss(F.softmax(logits, dim=1), target)
+    if name == "mse_logprob":
+        return F.mse_loss(F.log_softmax(logits, dim=1), target)
+    raise ValueError(f"loss: expected one of {', '.join(LOSSES)}, got {name!r}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    optimizer: str = "adadelta"
+    lr: float = 1.0
+    batch_size: int = 64
+    epochs: int = 14
+    loss: str = "nll"
+    l1: float = 0.0  # strength of the L1 penalty on weight matrices, added to the loss
+    weight_decay: float = 0.0  # L2, applied by the optimizer
+    seed: int = 1  # weight initialisation, dropout and the batch order
+    log_every: int = 40  # batches per point of the training-loss curve (the reference's 40)
+    eval_batch: int = 1000  # the reference's test batch
+    fused: bool = True  # use the hand-written step (search.fused) where it supports the model
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("optimizer", self.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
+            ("loss", self.loss in LOSSES, f"one of {', '.join(LOSSES)}"),
+            ("lr", self.lr > 0, "a positive number"),
+            ("batch_size", self.batch_size >= 1, "a positive count"),
+            ("epochs", self.epochs >= 1, "a positive count"),
+            ("l1", self.l1 >= 0, "a non-negative strength"),
+            ("weight_decay", self.weight_decay >= 0, "a non-negative strength"),
+            ("log_every", self.log_every >= 1, "a positive count"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ValueError(f"{name}: expected {expected}, got {getattr(self, name)!r}")
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int  # 1-based
+    train_loss: float
+    val_loss: float
+    val_acc: float  # fraction in [0, 1]
+    test_loss: float
+    test_acc: float
+    seconds: float  # training time of this epoch, evaluation excluded
+    samples_seen: int  # training samples processed so far
+
+
+@dataclass
+class TrainResult:
+    history: list[EpochRecord] = field(default_factory=list)
+    curve: list[tuple[int, float]] = field(default_factory=list)  # (samples seen, mean loss)
+    outcome: str = "completed"  # completed | diverged | stopped (by the on_epoch callback)
+    step: str = "autograd"  # which training step ran: fused | autograd
+    n_params: int = 0
+    seconds: float = 0.0  # wall time of the whole fit, evaluation included
+    model: nn.Module | None = None
+
+    @property
+    def best(self) -> EpochRecord | None:
+        """The epoch with the highest validation accuracy (the earliest on ties)."""
+        return max(self.history, key=lambda r: (r.val_acc, -r.epoch), default=None)
+
+    def to_attrs(self) -> dict[str, object]:
+        """JSON-serialisable figures, enough to redraw every chart of this run."""
+        best = self.best
+        return {
+            "history": [asdict(r) for r in self.history],
+            "train_curve": [list(p) for p in self.curve],
+            "outcome": self.outcome,
+            "step": self.step,
+            "n_params": self.n_params,
+            "seconds": round(self.seconds, 3),
+            "best_epoch": best.epoch if best else None,
+            "test_acc_at_best": best.test_acc if best else None,
+            "test_acc_final": self.history[-1].test_acc if self.history else None,
+        }
+
+
+def autograd_step(model: nn.Module, opt: FlatOptimizer, cfg: TrainConfig) -> Step:
+    """The textbook step: forward, loss (+ L1 penalty), backward, optimizer update."""
+    weights = weight_matrices(model) if cfg.l1 else []
+
+    def step(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
+        loss = loss_fn(cfg.loss, model(xb), yb)
+        if weights:
+            loss = loss + cfg.l1 * sum(w.abs().sum() for w in weights)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        return loss.detach()
+
+    return step
+
+
+def train_one_epoch(
+    model: nn.Module,
+    step: Step,
+    batch_size: int,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    generator: torch.Generator,
+    buffers: tuple[torch.Tensor, torch.Tensor],
+) -> torch.Tensor:
+    """One pass over (x, y) in a seeded order; returns the per-batch losses, still on device."""
+    model.train()
+    n = len(x)
+    perm = torch.randperm(n, generator=generator).to(x.device)
+    losses = torch.empty(math.ceil(n / batch_size), device=x.device)
+    xbuf, ybuf = buffers
+    for i, start in enumerate(range(0, n, batch_size)):
+        idx = perm[start : start + batch_size]
+        xb, yb = xbuf[: len(idx)], ybuf[: len(idx)]
+        torch.index_select(x, 0, idx, out=xb)
+        torch.index_select(y, 0, idx, out=yb)
+        losses[i] = step(xb, yb)
+    return losses
+
+
+@torch.inference_mode()
+def evaluate(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str, batch: int = 1000
+) -> tuple[float, float]:
+    """Mean loss (the training criterion, without penalty) and accuracy over (x, y)."""
+    model.eval()
+    total_loss = torch.zeros((), device=x.device)
+    correct = torch.zeros((), dtype=torch.int64, device=x.device)
+    for start in range(0, len(x), batch):
+        xb, yb = x[start : start + batch], y[start : start + batch]
+        logits = model(xb)
+        total_loss += loss_fn(loss, logits, yb) * len(xb)
+        correct += (logits.argmax(dim=1) == yb).sum()
+    return total_loss.item() / len(x), correct.item() / len(x)
+
+
+def fit(
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    data: Splits,
+    on_epoch: Callable[[EpochRecord], bool] | None = None,
+) -> TrainResult:
+    """Train for ``cfg.epochs``; ``on_epoch`` sees each record and returns True to stop early."""
+    start = time.perf_counter()
+    torch.manual_seed(cfg.seed)
+    model = build_mlp(model_cfg).to(data.device)
+    opt = FlatOptimizer(list(model.parameters()), cfg.optimizer, cfg.lr, cfg.weight_decay)
+    use_fused = cfg.fused and fused.supports(model_cfg.activation)
+    step = (
+        fused.FusedMLPStep(
+            model, opt, model_cfg.activation, cfg.loss, cfg.l1, model_cfg.dropout, cfg.batch_size
+        )
+        if use_fused
+        else autograd_step(model, opt, cfg)
+    )
+    generator = torch.Generator().manual_seed(cfg.seed)
+    buffers = (
+        torch.empty(cfg.batch_size, data.train_x.shape[1], device=data.device),
+        torch.empty(cfg.batch_size, dtype=torch.int64, device=data.device),
+    )
+    result = TrainResult(
+        n_params=count_parameters(model), model=model, step="fused" if use_fused else "autograd"
+    )
+    seen = 0
+    for epoch in range(1, cfg.epochs + 1):
+        t0 = time.perf_counter()
+        losses = train_one_epoch(
+            model,
+            step.step if use_fused else step,
+            cfg.batch_size,
+            data.train_x,
+            data.train_y,
+            generator,
+            buffers,
+        )
+        values = losses.tolist()  # the epoch's one synchronisation with the device
+        seconds = time.perf_counter() - t0
+        for i in range(0, len(values), cfg.log_every):
+            chunk = values[i : i + cfg.log_every]
+            seen_at = seen + min((i + len(chunk)) * cfg.batch_size, len(data.train_x))
+            result.curve.append((seen_at, sum(chunk) / len(chunk)))
+        seen += len(data.train_x)
+        if not all(math.isfinite(v) for v in values):
+            result.outcome = "diverged"
+            break
+        val_loss, val_acc = evaluate(model, data.val_x, data.val_y, cfg.loss, cfg.eval_batch)
+        test_loss, test_acc = evaluate(model, data.test_x, data.test_y, cfg.loss, cfg.eval_batch)
+        record = EpochRecord(
+            epoch,
+            sum(values) / len(values),
+            val_loss,
+            val_acc,
+            test_loss,
+            test_acc,
+            round(seconds, 4),
+            seen,
+        )
+        result.history.append(record)
+        if on_epoch is not None and on_epoch(record):
+            result.outcome = "stopped"
+            break
+    result.seconds = time.perf_counter() - start
+    return result

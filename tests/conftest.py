@@ -1,0 +1,83 @@
+"""Shared fixtures: small synthetic MNIST-shaped datasets written as real IDX files."""
+
+from __future__ import annotations
+
+import os
+import struct
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from search.data import DataConfig, Splits, load
+
+REAL_DATA = os.environ.get("SEARCH_DATA_DIR")
+
+
+def write_idx(path: Path, array: np.ndarray) -> None:
+    """Write ``array`` as an IDX file, as torchvision reads it (type 0x08, big-endian dims)."""
+    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(
+        f">{array.ndim}I", *array.shape
+    )
+    path.write_bytes(header + array.astype(np.uint8).tobytes())
+
+
+def make_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Learnable 28x28 images: each class lights its own 4x28 band, plus noise."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 10, size=n)
+    images = rng.integers(0, 60, size=(n, 28, 28))
+    for i, y in enumerate(labels):
+        row = (y * 24) // 10
+        images[i, row : row + 4, :] += 180
+    return np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.uint8)
+
+
+def make_dataset(
+    root: Path, n_train: int = 1200, n_test: int = 300, folder: str = "MNIST"
+) -> Path:
+    raw = root / folder / "raw"
+    raw.mkdir(parents=True, exist_ok=True)
+    for prefix, n, seed in (("train", n_train, 0), ("t10k", n_test, 1)):
+        images, labels = make_digits(n, seed)
+        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
+        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root with 1,200 training and 300 test images of synthetic digits."""
+    return make_dataset(tmp_path_factory.mktemp("data"))
+
+
+@pytest.fixture(scope="session")
+def tiny_splits(tiny_root: Path) -> Splits:
+    return load(DataConfig(data_dir=str(tiny_root), val_size=200))
+
+
+@pytest.fixture(scope="session")
+def real_root() -> Path:
+    if not REAL_DATA or not (Path(REAL_DATA) / "MNIST" / "raw").is_dir():
+        if os.environ.get("CI"):  # CI provides the data: never skip silently there
+            pytest.fail("CI is set but SEARCH_DATA_DIR does not hold MNIST/raw")
+        pytest.skip(
+            "real MNIST not found: set SEARCH_DATA_DIR to a folder holding MNIST/raw "
+            "(this machine cannot download it)"
+        )
+    return Path(REAL_DATA)
+
+
+@pytest.fixture(autouse=True)
+def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Tests never reach the internet: a download attempt fails at once on a closed port."""
+    import torchvision.datasets as tvd
+
+    for cls in (tvd.MNIST, tvd.FashionMNIST, tvd.KMNIST):
+        monkeypatch.setattr(cls, "mirrors", ["http://127.0.0.1:9/"], raising=False)
+
+
+@pytest.fixture(scope="session")
+def big_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Enough synthetic data (8,000 images) that a trial lasts long enough to interrupt."""
+    return make_dataset(tmp_path_factory.mktemp("bigdata"), n_train=8000, n_test=500)

@@ -1,0 +1,75 @@
+"""Integration tests on the real MNIST found through SEARCH_DATA_DIR (skipped without it)."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+
+import pytest
+
+from search.data import DataConfig, load
+from search.model import ModelConfig
+from search.train import TrainConfig, fit
+
+from .test_run import _interrupt_mid_trial, completed_points, load_trials
+
+pytestmark = pytest.mark.slow
+
+
+def test_one_epoch_of_the_baseline_reaches_95_percent_on_the_test_set(real_root):
+    splits = load(DataConfig(data_dir=str(real_root)))
+    assert len(splits.train_x) == 55_000 and len(splits.test_x) == 10_000
+    result = fit(ModelConfig(), TrainConfig(epochs=1), splits)
+    assert result.history[0].test_acc >= 0.95
+
+
+def test_ofat_study_runs_then_resumes_after_an_interruption(real_root, tmp_path):
+    db = tmp_path / "s.db"
+    cmd = [
+        sys.executable,
+        "-m",
+        "search.run",
+        "--sampler",
+        "grid",
+        "--max-epochs",
+        "1",
+        "--train-limit",
+        "2000",
+        "--storage",
+        f"sqlite:///{db}",
+        "--data-dir",
+        str(real_root),
+    ]
+    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    _interrupt_mid_trial(first, db, signal.SIGINT)
+    assert first.returncode == 130
+    before = {
+        t.number: t.value
+        for t in load_trials(db, "mnist-ofat-e1-n2000")
+        if t.state.name == "COMPLETE"
+    }
+
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "differs from baseline" in done.stdout
+    after = load_trials(db, "mnist-ofat-e1-n2000")
+    assert len(completed_points(after)) == len(set(completed_points(after))) == 15
+    assert all(after[n].value == v for n, v in before.items())
+    baseline = next(
+        t
+        for t in after
+        if t.state.name == "COMPLETE"
+        and t.params["layers"] == 1
+        and t.params
+        == {
+            **t.params,
+            "activation": "relu",
+            "lr": 1.0,
+            "loss": "nll",
+            "regularization": "none",
+            "batch_size": 64,
+            "epochs": 14,
+        }
+    )
+    assert baseline.value > 0.6  # 2,000 samples, one epoch: far above chance (0.1)

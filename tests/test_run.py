@@ -1,0 +1,169 @@
+"""The CLI end to end on tiny synthetic data: run, resume, interrupt, kill, bad input."""
+
+from __future__ import annotations
+
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import optuna
+import pytest
+
+from search.run import main
+
+TINY = ["--val-size", "200", "--quiet"]
+
+
+def args(root: Path, db: Path, *extra: str) -> list[str]:
+    return ["--data-dir", str(root), "--storage", f"sqlite:///{db}", *TINY, *extra]
+
+
+def load_trials(db: Path, name: str) -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{db}").get_trials()
+
+
+def completed_points(trials) -> list[str]:
+    return sorted(t.user_attrs["point"] for t in trials if t.state.name == "COMPLETE")
+
+
+def test_grid_runs_all_fifteen_points_then_resumes_with_nothing_to_do(tiny_root, tmp_path, capsys):
+    db = tmp_path / "s.db"
+    assert main(args(tiny_root, db, "--max-epochs", "1")) == 0
+    table = capsys.readouterr().out
+    assert "differs from baseline" in table and "activation=tanh" in table
+    first = load_trials(db, "mnist-ofat-e1")
+    assert [t.state.name for t in first] == ["COMPLETE"] * 15
+    assert len(set(completed_points(first))) == 15
+
+    assert main(args(tiny_root, db, "--max-epochs", "1")) == 0
+    again = load_trials(db, "mnist-ofat-e1")
+    assert [(t.number, t.value, t.datetime_complete) for t in again] == [
+        (t.number, t.value, t.datetime_complete) for t in first
+    ]
+
+
+def test_trials_store_what_a_chart_needs(tiny_root, tmp_path):
+    db = tmp_path / "s.db"
+    assert main(args(tiny_root, db, "--max-epochs", "2", "--n-trials", "1")) == 0
+    trials = load_trials(db, "mnist-ofat-e2")
+    (trial,) = [t for t in trials if t.state.name == "COMPLETE"]
+    assert {t.state.name for t in trials[1:]} == {"WAITING"}  # the rest stays queued
+    attrs = trial.user_attrs
+    assert [r["epoch"] for r in attrs["history"]] == [1, 2]
+    assert {"train_loss", "val_acc", "test_acc", "samples_seen", "seconds"} <= set(
+        attrs["history"][0]
+    )
+    assert attrs["train_curve"] and attrs["n_params"] == 784 * 128 + 128 + 128 * 10 + 10
+    assert attrs["device"] == "cpu" and attrs["test_acc_at_best"] is not None
+    assert trial.value == max(r["val_acc"] for r in attrs["history"])
+    assert trial.intermediate_values == {
+        1: attrs["history"][0]["val_acc"],
+        2: attrs["history"][1]["val_acc"],
+    }
+
+
+def test_the_study_records_how_to_reproduce_it(tiny_root, tmp_path):
+    db = tmp_path / "s.db"
+    main(args(tiny_root, db, "--max-epochs", "1", "--n-trials", "1", "--seed", "5"))
+    study = optuna.load_study(study_name="mnist-ofat-e1", storage=f"sqlite:///{db}")
+    assert study.user_attrs["settings"]["seed"] == 5
+    assert study.user_attrs["command"].startswith("python -m search.run")
+    assert {"torch", "optuna", "python"} <= set(study.user_attrs["versions"])
+
+
+def test_resuming_with_other_settings_is_refused(tiny_root, tmp_path, capsys):
+    db = tmp_path / "s.db"
+    main(args(tiny_root, db, "--max-epochs", "1", "--n-trials", "1", "--study-name", "x"))
+    code = main(args(tiny_root, db, "--max-epochs", "2", "--study-name", "x"))
+    assert code == 2
+    assert "max_epochs=1 (now 2)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        ["--sampler", "magic"],
+        ["--design", "half"],
+        ["--dataset", "cifar"],
+        ["--device", "tpu"],
+        ["--max-epochs", "0"],
+    ],
+)
+def test_unknown_choices_are_one_line_usage_errors(bad, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        main(bad)
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "error:" in err
+
+
+def test_a_storage_that_is_not_a_database_exits_1_and_is_untouched(tiny_root, tmp_path, capsys):
+    db = tmp_path / "precious.db"
+    db.write_bytes(b"\x00\x01 not sqlite")
+    assert main(args(tiny_root, db)) == 1
+    assert db.read_bytes() == b"\x00\x01 not sqlite"
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "left untouched" in err
+
+
+def test_missing_data_exits_1_with_one_line(tmp_path, capsys):
+    code = main(["--data-dir", str(tmp_path / "none"), "--storage", f"sqlite:///{tmp_path}/s.db"])
+    assert code == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "MNIST/raw" in err[0] and "train-images-idx3-ubyte" in err[0]
+
+
+def _running_and_completed(db: Path) -> tuple[int, int]:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
+            rows = dict(
+                con.execute("SELECT state, COUNT(*) FROM trials GROUP BY state").fetchall()
+            )
+    except sqlite3.Error:
+        return 0, 0
+    return rows.get("RUNNING", 0), rows.get("COMPLETE", 0)
+
+
+def _start(root: Path, db: Path, *extra: str) -> subprocess.Popen:
+    cmd = [sys.executable, "-m", "search.run", *args(root, db, "--max-epochs", "3", *extra)]
+    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _interrupt_mid_trial(proc: subprocess.Popen, db: Path, sig: int) -> None:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        running, done = _running_and_completed(db)
+        if running and done >= 3:
+            proc.send_signal(sig)
+            proc.communicate(timeout=60)
+            return
+        time.sleep(0.01)
+    pytest.fail("the run ended before it could be interrupted mid-trial")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
+def test_an_interrupted_run_resumes_with_every_point_completed_once(big_root, tmp_path, sig):
+    db = tmp_path / "s.db"
+    proc = _start(big_root, db)
+    _interrupt_mid_trial(proc, db, sig)
+    assert proc.returncode == (130 if sig == signal.SIGINT else -signal.SIGKILL)
+    before = {t.number: t for t in load_trials(db, "mnist-ofat-e3") if t.state.name == "COMPLETE"}
+    assert len(before) >= 3
+
+    rerun = _start(big_root, db)
+    out, err = rerun.communicate(timeout=300)
+    assert rerun.returncode == 0, err
+    after = load_trials(db, "mnist-ofat-e3")
+    assert len(completed_points(after)) == len(set(completed_points(after))) == 15
+    for number, t in before.items():  # nothing completed was rerun or changed
+        assert (
+            after[number].value == t.value
+            and after[number].datetime_complete == t.datetime_complete
+        )
+    failed = [t for t in after if t.state.name == "FAIL"]
+    assert len(failed) == 1 and "interrupted" in failed[0].user_attrs["fail_reason"]
+    assert not [t for t in after if t.state.name in ("RUNNING", "WAITING")]

@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import optuna
+import pytest
+
+from search.errors import UsageError
+from search.space import BASELINE, design, point_key, to_configs
+
+
+def test_ofat_design_is_the_baseline_plus_fourteen_single_changes():
+    points = design("ofat").points
+    assert len(points) == 15 and len({point_key(p) for p in points}) == 15
+    assert points[0] == BASELINE
+    for p in points[1:]:
+        assert sum(p[k] != BASELINE[k] for k in BASELINE) == 1
+
+
+def test_full_design_has_2187_distinct_points():
+    points = design("full").points
+    assert len(points) == 3**7 == len({point_key(p) for p in points})
+
+
+def test_unknown_design_is_a_usage_error():
+    with pytest.raises(UsageError, match="--design"):
+        design("half")
+
+
+def test_an_enqueued_point_comes_back_from_suggest():
+    space = design("ofat")
+    study = optuna.create_study()
+    study.enqueue_trial(space.points[4])
+    assert space.suggest(study.ask()) == space.points[4]
+
+
+@pytest.mark.parametrize(
+    ("change", "field", "expected"),
+    [
+        ({"regularization": "dropout"}, "model.dropout", 0.2),
+        ({"regularization": "l2"}, "train.weight_decay", 0.01),
+        ({"regularization": "l1", "reg_strength": 3e-4}, "train.l1", 3e-4),
+        ({"layers": 5}, "model.hidden", (256, 128, 128, 64, 64)),
+        ({"layers": 2, "units": 32}, "model.hidden", (32, 32)),
+        ({"epochs": 25}, "train.epochs", 3),  # capped by max_epochs=3
+    ],
+)
+def test_points_map_to_the_trainer_configuration(change, field, expected):
+    model, train = to_configs({**BASELINE, **change}, seed=1, max_epochs=3)
+    owner, attr = field.split(".")
+    assert getattr({"model": model, "train": train}[owner], attr) == expected

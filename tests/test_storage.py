@@ -1,0 +1,67 @@
+from __future__ import annotations
+
+import datetime
+import os
+import socket
+import sqlite3
+
+import optuna
+import pytest
+
+from search.errors import StorageError
+from search.storage import OWNERLESS_GRACE_S, fail_orphaned_trials, open_storage
+
+
+def test_a_new_sqlite_file_is_created_with_its_folder_and_write_ahead_log(tmp_path):
+    open_storage(f"sqlite:///{tmp_path}/deep/er/s.db")
+    with sqlite3.connect(tmp_path / "deep" / "er" / "s.db") as con:
+        assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_a_file_that_is_not_a_database_is_refused_and_left_untouched(tmp_path):
+    path = tmp_path / "notes.db"
+    path.write_text("my thesis, do not lose\n")
+    with pytest.raises(StorageError, match="not an SQLite database"):
+        open_storage(f"sqlite:///{path}")
+    assert path.read_text() == "my thesis, do not lose\n"
+
+
+def test_another_applications_sqlite_database_is_refused_and_left_untouched(tmp_path):
+    path = tmp_path / "app.db"
+    with sqlite3.connect(path) as con:
+        con.execute("CREATE TABLE customers (name TEXT)")
+        con.execute("INSERT INTO customers VALUES ('ada')")
+    before = path.read_bytes()
+    with pytest.raises(StorageError, match="not an Optuna one"):
+        open_storage(f"sqlite:///{path}")
+    assert path.read_bytes() == before
+
+
+@pytest.mark.parametrize(
+    "url", ["nonsense", "sqlite//x.db", "postgresql+psycopg://u@127.0.0.1:1/x"]
+)
+def test_malformed_or_unreachable_urls_are_one_line_errors(url):
+    with pytest.raises(StorageError) as err:
+        open_storage(url)
+    assert "\n" not in str(err.value)
+
+
+def test_trials_of_a_dead_process_on_this_host_are_failed(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path}/s.db")
+    study = optuna.create_study(storage=storage)
+    dead, alive = study.ask(), study.ask()
+    dead.set_user_attr("worker", {"host": socket.gethostname(), "pid": 2**22 + 1})
+    alive.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
+    assert fail_orphaned_trials(storage, study) == [dead.number]
+    states = [t.state for t in study.get_trials()]
+    assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING]
+    assert "interrupted" in study.get_trials()[0].user_attrs["fail_reason"]
+
+
+def test_a_trial_claimed_without_an_owner_is_failed_only_after_the_grace_period(tmp_path):
+    storage = open_storage(f"sqlite:///{tmp_path}/s.db")
+    study = optuna.create_study(storage=storage)
+    study.ask()  # RUNNING, no owner recorded
+    assert fail_orphaned_trials(storage, study) == []
+    later = datetime.datetime.now() + datetime.timedelta(seconds=OWNERLESS_GRACE_S + 1)
+    assert fail_orphaned_trials(storage, study, now=later) == [0]

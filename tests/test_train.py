@@ -1,0 +1,113 @@
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from search.model import ModelConfig, build_mlp
+from search.optim import OPTIMIZERS, FlatOptimizer
+from search.train import TrainConfig, fit, loss_fn
+
+
+def _torch_optimizer(kind, params, lr, wd):
+    if kind == "adadelta":
+        return torch.optim.Adadelta(params, lr=lr, weight_decay=wd)
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd)
+    if kind == "adam":
+        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+
+
+@pytest.mark.parametrize("weight_decay", [0.0, 0.01])
+@pytest.mark.parametrize("kind", OPTIMIZERS)
+def test_flat_optimizer_follows_torch_optim_step_for_step(kind, weight_decay):
+    torch.manual_seed(0)
+    ours, ref = build_mlp(ModelConfig(hidden=(16, 8))), build_mlp(ModelConfig(hidden=(16, 8)))
+    ref.load_state_dict(ours.state_dict())
+    lr = {"adadelta": 1.0, "sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}[kind]
+    flat = FlatOptimizer(list(ours.parameters()), kind, lr, weight_decay)
+    torch_opt = _torch_optimizer(kind, ref.parameters(), lr, weight_decay)
+    x, y = torch.randn(32, 784), torch.randint(0, 10, (32,))
+    for _ in range(5):
+        flat.zero_grad()
+        F.cross_entropy(ours(x), y).backward()
+        flat.step()
+        torch_opt.zero_grad()
+        F.cross_entropy(ref(x), y).backward()
+        torch_opt.step()
+    for a, b in zip(ours.parameters(), ref.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_mse_compares_softmax_probabilities_with_one_hot_targets():
+    logits = torch.tensor([[2.0, 0.0, -1.0]])
+    y = torch.tensor([0])
+    probs = torch.softmax(logits, dim=1)
+    expected = ((probs - torch.tensor([[1.0, 0.0, 0.0]])) ** 2).mean()
+    assert loss_fn("mse", logits, y).item() == pytest.approx(expected.item())
+    logp = torch.log_softmax(logits, dim=1)
+    expected_ref = ((logp - torch.tensor([[1.0, 0.0, 0.0]])) ** 2).mean()
+    assert loss_fn("mse_logprob", logits, y).item() == pytest.approx(expected_ref.item())
+
+
+def test_nll_and_cross_entropy_are_the_same_quantity():
+    logits, y = torch.randn(8, 10), torch.randint(0, 10, (8,))
+    assert loss_fn("nll", logits, y).item() == pytest.approx(
+        loss_fn("cross_entropy", logits, y).item()
+    )
+
+
+def test_training_learns_the_synthetic_digits(tiny_splits):
+    result = fit(ModelConfig(), TrainConfig(epochs=3), tiny_splits)
+    assert result.outcome == "completed"
+    assert result.history[-1].val_acc > 0.9
+    assert result.history[-1].train_loss < result.history[0].train_loss
+
+
+def test_same_seed_gives_the_same_numbers_on_cpu(tiny_splits):
+    cfg = TrainConfig(epochs=2, seed=7)
+    a = fit(ModelConfig(dropout=0.2), cfg, tiny_splits)
+    b = fit(ModelConfig(dropout=0.2), cfg, tiny_splits)
+    assert [(r.train_loss, r.val_acc, r.test_acc) for r in a.history] == [
+        (r.train_loss, r.val_acc, r.test_acc) for r in b.history
+    ]
+    assert a.curve == b.curve
+
+
+def test_history_records_every_epoch_and_samples_seen(tiny_splits):
+    result = fit(ModelConfig(), TrainConfig(epochs=2, batch_size=64, log_every=5), tiny_splits)
+    assert [r.epoch for r in result.history] == [1, 2]
+    assert [r.samples_seen for r in result.history] == [1000, 2000]
+    # 16 batches per epoch (15 of 64, one of 40) -> curve points after 5, 10, 15, 16 batches
+    assert [s for s, _ in result.curve[:4]] == [320, 640, 960, 1000]
+    assert result.curve[-1][0] == 2000
+    assert all(math.isfinite(v) for _, v in result.curve)
+
+
+def test_non_finite_loss_ends_the_run_as_diverged(tiny_splits):
+    cfg = TrainConfig(optimizer="sgd", lr=1e12, epochs=3)
+    result = fit(ModelConfig(), cfg, tiny_splits)
+    assert result.outcome == "diverged"
+    assert len(result.history) < 3
+
+
+def test_on_epoch_returning_true_stops_the_run(tiny_splits):
+    result = fit(
+        ModelConfig(), TrainConfig(epochs=5), tiny_splits, on_epoch=lambda r: r.epoch == 2
+    )
+    assert result.outcome == "stopped"
+    assert len(result.history) == 2
+
+
+def test_l1_penalty_is_part_of_the_training_loss(tiny_splits):
+    plain = fit(ModelConfig(), TrainConfig(epochs=1), tiny_splits)
+    penalised = fit(ModelConfig(), TrainConfig(epochs=1, l1=1e-3), tiny_splits)
+    assert penalised.history[0].train_loss > plain.history[0].train_loss + 0.5
+
+
+def test_bad_training_values_name_the_argument():
+    with pytest.raises(ValueError, match="batch_size"):
+        TrainConfig(batch_size=0)
