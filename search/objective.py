@@ -8,28 +8,37 @@ attributes, so that every chart can be redrawn from the database alone.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import asdict, dataclass
 
 import optuna
+from optuna.trial import TrialState
 
 from search.data import Splits
 from search.space import Space, to_configs
-from search.train import EpochRecord, TrainResult, fit
+from search.train import EpochRecord, fit
+
+# What each objective measures, and which way is better. accuracy: the best validation
+# accuracy over the epochs; seconds: the whole training run; params: the model's size.
+OBJECTIVES = {"accuracy": "maximize", "seconds": "minimize", "params": "minimize"}
 
 
 @dataclass(frozen=True)
 class ObjectiveConfig:
     seed: int = 1
     max_epochs: int | None = None  # caps every trial's epochs
+    objectives: tuple[str, ...] = ("accuracy",)
+
+    @property
+    def directions(self) -> list[str]:
+        return [OBJECTIVES[name] for name in self.objectives]
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What the runner needs to finish the trial: its state, value and a reason."""
+    """What the runner needs to finish the trial: its state, values and a reason."""
 
-    state: optuna.trial.TrialState
-    value: float | None
+    state: TrialState
+    values: list[float] | None = None
     reason: str = ""
 
 
@@ -46,37 +55,37 @@ class Objective:
     def __call__(self, trial: optuna.Trial) -> Outcome:
         params = self.space.suggest(trial)
         model_cfg, train_cfg = to_configs(params, self.cfg.seed, self.cfg.max_epochs)
+        trial.set_user_attr("config", {"model": asdict(model_cfg), "train": asdict(train_cfg)})
+        single = len(self.cfg.objectives) == 1  # Optuna prunes single-objective studies only
 
         def on_epoch(rec: EpochRecord) -> bool:
-            trial.report(rec.val_acc, rec.epoch)
+            if single:
+                trial.report(rec.val_acc, rec.epoch)
             if self.log:
                 self.log(
-                    f"  trial {trial.number} epoch {rec.epoch}: train loss {rec.train_loss:.4f}"
-                    f"  val {rec.val_acc:.2%}  test {rec.test_acc:.2%}  {rec.seconds:.1f} s"
+                    f"  trial {trial.number} epoch {rec.epoch}: train loss "
+                    f"{rec.train_loss:.4f}  val {rec.val_acc:.2%}  test {rec.test_acc:.2%}"
+                    f"  {rec.seconds:.1f} s"
                 )
-            return trial.should_prune()
+            return single and trial.should_prune()
 
         result = fit(model_cfg, train_cfg, self.data, on_epoch)
-        self._record(trial, result)
-        best = result.best
+        for key, value in {**result.to_attrs(), "device": str(self.data.device)}.items():
+            trial.set_user_attr(key, value)
         if result.outcome == "diverged":
             epoch = len(result.history) + 1
             return Outcome(
-                optuna.trial.TrialState.PRUNED,
-                None,
-                f"diverged: non-finite training loss in epoch {epoch}",
+                TrialState.PRUNED, None, f"diverged: non-finite training loss in epoch {epoch}"
             )
         if result.outcome == "stopped":
             return Outcome(
-                optuna.trial.TrialState.PRUNED,
-                best.val_acc if best else None,
-                f"pruned after epoch {result.history[-1].epoch}",
+                TrialState.PRUNED, None, f"pruned after epoch {result.history[-1].epoch}"
             )
-        assert best is not None
-        return Outcome(optuna.trial.TrialState.COMPLETE, best.val_acc)
-
-    def _record(self, trial: optuna.Trial, result: TrainResult) -> None:
-        attrs: dict[str, Any] = result.to_attrs()
-        attrs["device"] = str(self.data.device)
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
+        best = result.best
+        assert best is not None  # a completed run has at least one epoch
+        measured = {
+            "accuracy": best.val_acc,
+            "seconds": result.seconds,
+            "params": float(result.n_params),
+        }
+        return Outcome(TrialState.COMPLETE, [measured[name] for name in self.cfg.objectives])

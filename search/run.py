@@ -1,17 +1,16 @@
 """Run a study: ``python -m search.run --sampler grid`` runs the reference's one-factor grid.
 
-Results go to an Optuna database (default ``sqlite:///study_db/mnist.db``); running the same
-command again resumes the study: finished points are kept, interrupted ones run again.
-``python -m search.run --help`` lists the options.
+Other samplers (``--sampler tpe`` and friends) explore the default space, a design's levels
+(``--design full``) or a space file (``--space FILE.toml``). Results go to an Optuna database
+(default ``sqlite:///study_db/mnist.db``); running the same command again resumes the study:
+finished trials are kept, interrupted ones run again. ``--help`` lists the options.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import platform
 import sys
-from dataclasses import asdict, dataclass
 from typing import NoReturn
 
 import optuna
@@ -22,41 +21,29 @@ from search import data as data_mod
 from search import runner
 from search.errors import SearchError, UsageError
 from search.objective import Objective, ObjectiveConfig
-from search.samplers import DEFAULT_PRUNER, PRUNERS, SAMPLERS, make_pruner, make_sampler
-from search.space import DESIGNS, Space, design
-from search.storage import DEFAULT_STORAGE, fail_orphaned_trials, open_storage
-from search.summary import format_table, pct, rows_for_trials, summary_rows
+from search.samplers import DEFAULT_PRUNER, MULTI_OBJECTIVE, PRUNERS, SAMPLERS
+from search.space import DESIGNS
+from search.storage import DEFAULT_STORAGE
+from search.study import StudySettings, open_study, parse_objectives, resolve_space
+from search.summary import format_table, pareto_rows, pct, rows_for_trials, summary_rows
 
 EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
-
-
-@dataclass(frozen=True)
-class StudySettings:
-    """What makes results comparable; a study is only ever resumed with the same settings."""
-
-    dataset: str
-    design: str
-    sampler: str
-    seed: int
-    max_epochs: int | None
-    train_limit: int | None
-    val_size: int
-
-    def default_name(self) -> str:
-        name = f"{self.dataset}-{self.design}"
-        if self.sampler != "grid":
-            name += f"-{self.sampler}"
-        if self.max_epochs is not None:
-            name += f"-e{self.max_epochs}"
-        if self.train_limit is not None:
-            name += f"-n{self.train_limit}"
-        return name
 
 
 def positive_int(text: str) -> int:
     value = int(text) if text.strip().isdigit() else 0
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
+    return value
+
+
+def positive_float(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
     return value
 
 
@@ -69,21 +56,42 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="python -m search.run", description=__doc__.splitlines()[0])
-    p.add_argument("--sampler", choices=sorted(SAMPLERS), default="grid")
+    p.add_argument(
+        "--sampler",
+        choices=list(SAMPLERS),
+        default=None,
+        help="default: grid (nsga2 with several --objectives)",
+    )
     p.add_argument(
         "--pruner",
-        choices=sorted(PRUNERS),
+        choices=list(PRUNERS),
         default=None,
-        help="default: none for grid, median otherwise",
+        help="default: none for grid, median for random/qmc/cmaes, hyperband for tpe/gp",
     )
-    p.add_argument("--design", choices=DESIGNS, default="ofat")
+    p.add_argument(
+        "--design",
+        choices=DESIGNS,
+        default=None,
+        help="built-in grid: ofat (15 points, default for grid) or full (2,187)",
+    )
+    p.add_argument(
+        "--space",
+        default=None,
+        metavar="FILE.toml",
+        help="a space file (see search/spaces/*.toml)",
+    )
+    p.add_argument(
+        "--objectives",
+        default="accuracy",
+        help="accuracy, or accuracy,seconds or accuracy,params for a Pareto search",
+    )
     p.add_argument(
         "--study-name",
         default=None,
-        help="default: DATASET-DESIGN plus any caps, e.g. mnist-ofat-e1-n2000",
+        help="default: DATASET-SPACE plus sampler and caps, e.g. mnist-ofat-e1-n2000",
     )
     p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"default: {DEFAULT_STORAGE}")
-    p.add_argument("--dataset", choices=sorted(data_mod.DATASETS), default="mnist")
+    p.add_argument("--dataset", choices=list(data_mod.DATASETS), default="mnist")
     p.add_argument(
         "--data-dir",
         default=None,
@@ -113,9 +121,14 @@ def build_parser() -> argparse.ArgumentParser:
         "--n-trials",
         type=positive_int,
         default=None,
-        help="trial budget for the whole study (default: the whole grid)",
+        help="trial budget for the whole study (default: the whole grid; 50 else)",
     )
-    p.add_argument("--timeout", type=float, default=None, help="seconds for this run")
+    p.add_argument(
+        "--timeout",
+        type=positive_float,
+        default=None,
+        help="seconds of trial time for the whole study",
+    )
     out = p.add_mutually_exclusive_group()
     out.add_argument("--quiet", action="store_true", help="print only the summary")
     out.add_argument("--verbose", action="store_true", help="print every epoch")
@@ -140,74 +153,45 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def versions() -> dict[str, str]:
-    import torchvision
-
-    from search import __version__
-
-    return {
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
-        "optuna": optuna.__version__,
-        "search": __version__,
-        "platform": platform.platform(),
-    }
-
-
-def open_study(args: argparse.Namespace, settings: StudySettings) -> optuna.Study:
-    storage = open_storage(args.storage)
-    name = args.study_name or settings.default_name()
-    study = optuna.create_study(
-        storage=storage,
-        study_name=name,
-        direction="maximize",
-        load_if_exists=True,
-        sampler=make_sampler(settings.sampler, settings.seed),
-        pruner=make_pruner(args.pruner or DEFAULT_PRUNER[settings.sampler]),
-    )
-    stored = study.user_attrs.get("settings")
-    if stored is None:
-        study.set_user_attr("settings", asdict(settings))
-        study.set_user_attr("command", "python -m search.run " + " ".join(sys.argv[1:]))
-        study.set_user_attr("versions", versions())
-    elif stored != asdict(settings):
-        diff = ", ".join(
-            f"{k}={stored.get(k)!r} (now {v!r})"
-            for k, v in asdict(settings).items()
-            if stored.get(k) != v
-        )
-        raise UsageError(
-            f"study {name!r} was run with other settings: {diff}; "
-            "resume it with the same options or choose another --study-name"
-        )
-    fail_orphaned_trials(storage, study)
-    return study
-
-
-def execute(args: argparse.Namespace) -> int:
-    settings = StudySettings(
+def settings_from(args: argparse.Namespace, space_name: str) -> StudySettings:
+    objectives = parse_objectives(args.objectives)
+    sampler = args.sampler or ("nsga2" if len(objectives) > 1 else "grid")
+    if len(objectives) > 1:
+        if sampler not in MULTI_OBJECTIVE + ("grid",):
+            raise UsageError(
+                f"--sampler {sampler}: several objectives need one of {', '.join(MULTI_OBJECTIVE)}"
+            )
+        if args.pruner not in (None, "none"):
+            raise UsageError("--pruner: Optuna cannot prune a study with several objectives")
+    pruner = args.pruner or ("none" if len(objectives) > 1 else DEFAULT_PRUNER[sampler])
+    return StudySettings(
         args.dataset,
-        args.design,
-        args.sampler,
+        space_name,
+        sampler,
+        pruner,
+        objectives,
         args.seed,
         args.max_epochs,
         args.train_limit,
         args.val_size,
     )
-    grid = design(args.design)
-    space = grid if args.sampler == "grid" else Space(grid.name, grid.params)
+
+
+DEFAULT_SAMPLER_TRIALS = 50
+
+
+def execute(args: argparse.Namespace) -> int:
+    draft = settings_from(args, "")
+    space = resolve_space(draft.sampler, args.design, args.space, args.max_epochs)
+    settings = settings_from(args, space.name)
     device = resolve_device(args.device)
-    study = open_study(args, settings)
+    study = open_study(args.storage, args.study_name, settings, space)
     say = (lambda _msg: None) if args.quiet else (lambda msg: tqdm.write(msg, file=sys.stderr))
-    cfg = runner.RunnerConfig(n_trials=args.n_trials, timeout=args.timeout)
+    n_trials = args.n_trials or (None if space.is_grid else DEFAULT_SAMPLER_TRIALS)
+    cfg = runner.RunnerConfig(n_trials=n_trials, timeout=args.timeout)
     if space.is_grid:
         runner.enqueue_missing(study, space, cfg.max_retries)
-        waiting = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.WAITING,))
-        total, todo = len(space.points), len(waiting)
-    else:
-        total = args.n_trials or 0
-        todo = max(0, total - len(study.get_trials(deepcopy=False, states=runner.DONE)))
+    total, todo = runner.planned(study, space, cfg)
     if todo:
         data_cfg = data_mod.DataConfig(
             dataset=args.dataset,
@@ -220,13 +204,13 @@ def execute(args: argparse.Namespace) -> int:
         objective = Objective(
             space,
             splits,
-            ObjectiveConfig(args.seed, args.max_epochs),
+            ObjectiveConfig(args.seed, args.max_epochs, settings.objectives),
             log=say if args.verbose else None,
         )
         say(f"study {study.study_name}: {todo} trials to run on {device}")
         with tqdm(
-            total=total or None,
-            initial=(total - todo) if total else 0,
+            total=total,
+            initial=total - todo,
             unit="trial",
             desc=study.study_name,
             disable=args.quiet,
@@ -237,14 +221,19 @@ def execute(args: argparse.Namespace) -> int:
                 bar.update(1)
                 row = rows_for_trials([t], space)[0]
                 say(
-                    f"trial {t.number} {row['differs']}: {t.state.name} val "
+                    f"trial {t.number} {row['params']}: {t.state.name} val "
                     f"{pct(row['val_acc'])} test {pct(row['test_acc'])} "
                     f"{row['seconds'] or 0:.1f} s {row['note']}".rstrip()
                 )
 
             runner.run(study, space, objective, cfg, on_done)
     print(f"study {study.study_name} in {args.storage}")
-    print(format_table(summary_rows(study, space)))
+    label = "differs from baseline" if space.is_grid else "parameters"
+    if len(settings.objectives) > 1:
+        print(f"Pareto front ({', '.join(settings.objectives)}):")
+        print(format_table(pareto_rows(study, space), label, extra=settings.objectives[1]))
+    else:
+        print(format_table(summary_rows(study, space), label))
     return 0
 
 

@@ -64,16 +64,22 @@ def enqueue_missing(study: optuna.Study, space: Space, max_retries: int) -> int:
 
 @contextlib.contextmanager
 def _no_sigint() -> Iterator[None]:
-    """Hold Ctrl-C back while a claim is half made (RUNNING but no owner recorded yet)."""
-    main = threading.current_thread() is threading.main_thread()
-    if not hasattr(signal, "pthread_sigmask") or not main:
+    """Hold Ctrl-C back while a claim is half made, and raise it once the claim is whole.
+
+    Python runs signal handlers in the main thread, so a handler that only takes note is
+    enough (masking the signal would not be: another thread could still receive it).
+    """
+    if threading.current_thread() is not threading.main_thread():
         yield
         return
-    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
     try:
         yield
     finally:
-        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
 
 
 def claim_waiting(study: optuna.Study) -> optuna.Trial | None:
@@ -84,13 +90,15 @@ def claim_waiting(study: optuna.Study) -> optuna.Trial | None:
 
 def _claim(study: optuna.Study) -> optuna.Trial | None:
     storage = study._storage
+    me = worker_identity()
     for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         try:
             if not storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
                 continue
         except UpdateFinishedTrialError:
             continue
-        storage.set_trial_user_attr(t._trial_id, "worker", worker_identity())
+        # Killed right here, the trial has no owner: storage.fail_orphaned_trials allows for it.
+        storage.set_trial_user_attr(t._trial_id, "worker", me)
         return optuna.Trial(study, t._trial_id)
     return None
 
@@ -111,8 +119,34 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective) ->
         return frozen
     if outcome.reason:
         trial.set_user_attr("reason", outcome.reason)
-    value = outcome.value if outcome.state == TrialState.COMPLETE else None
-    return study.tell(trial, value, state=outcome.state)
+    return study.tell(trial, outcome.values, state=outcome.state)
+
+
+def _started(study: optuna.Study) -> int:
+    return len(study.get_trials(deepcopy=False, states=DONE + (TrialState.RUNNING,)))
+
+
+def study_seconds(study: optuna.Study) -> float:
+    """Trial time the study has used so far, over every process that worked on it."""
+    return sum(
+        (t.datetime_complete - t.datetime_start).total_seconds()
+        for t in study.get_trials(deepcopy=False, states=DONE + (TrialState.FAIL,))
+        if t.datetime_start and t.datetime_complete
+    )
+
+
+def planned(study: optuna.Study, space: Space, cfg: RunnerConfig) -> tuple[int, int]:
+    """(trials in the plan, trials still to run) for a progress bar over the whole study."""
+    budget_left = None if cfg.n_trials is None else max(0, cfg.n_trials - _started(study))
+    if space.is_grid:
+        waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        todo = waiting if budget_left is None else min(waiting, budget_left)
+        total = len(space.points) if cfg.n_trials is None else min(len(space.points), cfg.n_trials)
+    else:
+        todo, total = budget_left or 0, cfg.n_trials or 0
+    if cfg.timeout is not None and study_seconds(study) >= cfg.timeout:
+        todo = 0
+    return max(total, todo), todo
 
 
 def run(
@@ -122,14 +156,17 @@ def run(
     cfg: RunnerConfig,
     on_done: Callable[[FrozenTrial], None] | None = None,
 ) -> int:
-    """Run trials until the grid is done or the budget is spent; return how many ran here."""
-    deadline = None if cfg.timeout is None else time.monotonic() + cfg.timeout
+    """Run trials until the grid is done or a budget is spent; return how many ran here.
+
+    Both budgets count for the whole study: ``n_trials`` the finished and running trials,
+    ``timeout`` the trial time already used, so a rerun tops up instead of starting again.
+    """
+    left = None if cfg.timeout is None else cfg.timeout - study_seconds(study)
+    deadline = None if left is None else time.monotonic() + left
     ran = 0
     while deadline is None or time.monotonic() < deadline:
-        if cfg.n_trials is not None:
-            started = study.get_trials(deepcopy=False, states=DONE + (TrialState.RUNNING,))
-            if len(started) >= cfg.n_trials:
-                break
+        if cfg.n_trials is not None and _started(study) >= cfg.n_trials:
+            break
         if space.is_grid:
             trial = claim_waiting(study)
             # An empty queue may still leave failed points with retries to spare.
@@ -138,8 +175,9 @@ def run(
             if trial is None:
                 break
         else:
-            trial = study.ask()
-            study._storage.set_trial_user_attr(trial._trial_id, "worker", worker_identity())
+            with _no_sigint():
+                trial = study.ask()
+                study._storage.set_trial_user_attr(trial._trial_id, "worker", worker_identity())
         frozen = run_trial(study, trial, objective)
         ran += 1
         if on_done is not None:

@@ -1,32 +1,78 @@
 """Samplers and pruners: registries of seeded factories, shared by the CLI and the tests.
 
-``grid`` runs a design's points as enqueued trials (see ``search.runner``); the sampler behind
-it only answers for parameters a point leaves open, so a seeded random sampler does.
+``grid`` runs a space's points as enqueued trials (see ``search.runner``); the sampler behind
+it only answers for parameters a point leaves open, so a seeded random sampler does. Every
+other sampler explores the space's ranges and choices; ``nsga2`` is for several objectives.
 """
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
+from typing import TypeVar
 
 import optuna
+
+from search.errors import UsageError
+
+T = TypeVar("T")
+
+
+def _quiet(factory: Callable[[], T]) -> T:
+    # GP, QMC, CMA-ES and the patient pruner are flagged experimental, and CMA-ES warns about
+    # each categorical parameter it leaves to its independent sampler: noise for a user.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        return factory()
+
 
 SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
     "grid": lambda seed: optuna.samplers.RandomSampler(seed=seed),
     "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
     "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed),
+    "gp": lambda seed: _quiet(lambda: optuna.samplers.GPSampler(seed=seed)),
+    "qmc": lambda seed: _quiet(lambda: optuna.samplers.QMCSampler(seed=seed, scramble=True)),
+    "cmaes": lambda seed: _quiet(
+        lambda: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
+    ),
+    "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed),
 }
+MULTI_OBJECTIVE = ("nsga2", "tpe", "random")  # samplers that handle several objectives
 
-PRUNERS: dict[str, Callable[[], optuna.pruners.BasePruner]] = {
-    "none": optuna.pruners.NopPruner,
-    "median": lambda: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+# Pruners read the validation accuracy each epoch reports; max_epochs bounds Hyperband.
+PRUNERS: dict[str, Callable[[int], optuna.pruners.BasePruner]] = {
+    "none": lambda max_epochs: optuna.pruners.NopPruner(),
+    "median": lambda max_epochs: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
+    "hyperband": lambda max_epochs: optuna.pruners.HyperbandPruner(
+        min_resource=1, max_resource=max_epochs, reduction_factor=3
+    ),
+    "sha": lambda max_epochs: optuna.pruners.SuccessiveHalvingPruner(
+        min_resource=1, reduction_factor=3
+    ),
+    "patient": lambda max_epochs: _quiet(
+        lambda: optuna.pruners.PatientPruner(
+            optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1), patience=2
+        )
+    ),
 }
-
-DEFAULT_PRUNER = {"grid": "none", "random": "median", "tpe": "median"}
+DEFAULT_PRUNER = {
+    "grid": "none",
+    "random": "median",
+    "qmc": "median",
+    "tpe": "hyperband",
+    "gp": "hyperband",
+    "cmaes": "median",
+    "nsga2": "none",
+}
 
 
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
+    if name not in SAMPLERS:
+        raise UsageError(f"--sampler: expected one of {', '.join(SAMPLERS)}, got {name!r}")
     return SAMPLERS[name](seed)
 
 
-def make_pruner(name: str) -> optuna.pruners.BasePruner:
-    return PRUNERS[name]()
+def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
+    if name not in PRUNERS:
+        raise UsageError(f"--pruner: expected one of {', '.join(PRUNERS)}, got {name!r}")
+    return PRUNERS[name](max_epochs)

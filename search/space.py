@@ -1,16 +1,19 @@
-"""Search-space stage: designs and spaces, and the one place that calls ``trial.suggest_*``.
+"""Search-space stage: spaces read from TOML files, and the one place that calls ``suggest_*``.
 
-A space maps each name of the vocabulary to a fixed value, a list of choices, or an int or float
-range. A design is a space whose choices are enumerated as grid points: ``ofat`` (the reference's
-one-factor-at-a-time study, 15 points) and ``full`` (every combination of seven factors at three
-levels, 3^7 = 2,187 points). ``to_configs`` turns one point into the trainer's configurations.
+A space maps names of the vocabulary (``VOCABULARY``) to a fixed value, a list of choices, or an
+int or float range. A grid space also enumerates its points: ``grid = "product"`` is every
+combination of its choices, ``grid = "ofat"`` is its ``[baseline]`` plus one choice changed at a
+time. The built-in designs ``ofat`` (15 points), ``full`` (3^7 = 2,187 points) and the default
+space for samplers are files in ``search/spaces/`` read by the same code as a user's ``--space``.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-from dataclasses import dataclass
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
 from typing import Any
 
 from search.errors import UsageError
@@ -18,11 +21,13 @@ from search.model import ACTIVATIONS, REFERENCE_HIDDEN, ModelConfig
 from search.optim import OPTIMIZERS
 from search.train import LOSSES, TrainConfig
 
+SPACES_DIR = Path(__file__).parent / "spaces"
+DESIGNS = ("ofat", "full")
 REGULARIZATIONS = ("none", "l1", "l2", "dropout")
 # Strength used when a point names a regularization without one: L2 is the reference's planned
 # Adadelta weight decay; L1 multiplies the sum of |w|; dropout is the drop probability.
 DEFAULT_STRENGTH = {"none": 0.0, "l1": 1e-5, "l2": 1e-2, "dropout": 0.2}
-
+BASE_LR = {"adadelta": 1.0, "sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}  # what lr_factor scales
 BASELINE: dict[str, Any] = {
     "layers": 1,
     "activation": "relu",
@@ -32,20 +37,24 @@ BASELINE: dict[str, Any] = {
     "epochs": 14,
     "lr": 1.0,
 }
-OFAT_LEVELS: dict[str, list[Any]] = {
-    "layers": [1, 3, 5],
-    "activation": ["relu", "sigmoid", "tanh"],
-    "loss": ["nll", "cross_entropy", "mse"],
-    "regularization": ["none", "l1", "l2", "dropout"],
-    "batch_size": [16, 64, 256],
-    "epochs": [14, 25],
-    "lr": [0.1, 1.0, 10.0],
+CATEGORIES: dict[str, tuple[Any, ...]] = {
+    "activation": tuple(ACTIVATIONS),
+    "loss": LOSSES,
+    "regularization": REGULARIZATIONS,
+    "optimizer": OPTIMIZERS,
 }
-FULL_LEVELS: dict[str, list[Any]] = {
-    **OFAT_LEVELS,
-    "regularization": ["none", "l2", "dropout"],
-    "epochs": [5, 14, 25],
+# Numeric names with their smallest allowed value, whether it is allowed, and the type.
+NUMBERS: dict[str, tuple[float, bool, type]] = {
+    "layers": (1, True, int),
+    "units": (1, True, int),
+    "batch_size": (1, True, int),
+    "epochs": (1, True, int),
+    "lr": (0, False, float),
+    "lr_factor": (0, False, float),
+    "reg_strength": (0, True, float),
+    "dropout": (0, True, float),
 }
+VOCABULARY = tuple(CATEGORIES) + tuple(NUMBERS)
 
 
 @dataclass(frozen=True)
@@ -59,20 +68,14 @@ class Fixed:
 
 
 @dataclass(frozen=True)
-class IntRange:
-    low: int
-    high: int
-    log: bool = False
-
-
-@dataclass(frozen=True)
-class FloatRange:
+class Range:
     low: float
     high: float
     log: bool = False
+    integer: bool = False
 
 
-Param = Choice | Fixed | IntRange | FloatRange
+Param = Choice | Fixed | Range
 
 
 def point_key(point: dict[str, Any]) -> str:
@@ -85,6 +88,8 @@ class Space:
     name: str
     params: dict[str, Param]
     points: tuple[dict[str, Any], ...] = ()  # the grid; empty for a space a sampler explores
+    baseline: dict[str, Any] = field(default_factory=lambda: dict(BASELINE))
+    source: str = ""  # the TOML text it was read from, stored with the study
 
     @property
     def is_grid(self) -> bool:
@@ -94,47 +99,142 @@ class Space:
         """Ask the trial for every parameter (an enqueued grid point answers with its values)."""
         out: dict[str, Any] = {}
         for name, p in self.params.items():
-            if isinstance(p, Fixed):
-                out[name] = p.value
+            if isinstance(p, Fixed):  # recorded as a one-value choice, so it shows in params
+                out[name] = trial.suggest_categorical(name, [p.value])
             elif isinstance(p, Choice):
                 out[name] = trial.suggest_categorical(name, list(p.values))
-            elif isinstance(p, IntRange):
-                out[name] = trial.suggest_int(name, p.low, p.high, log=p.log)
+            elif p.integer:
+                out[name] = trial.suggest_int(name, int(p.low), int(p.high), log=p.log)
             else:
                 out[name] = trial.suggest_float(name, p.low, p.high, log=p.log)
         return out
 
+    def as_grid(self, where: str) -> Space:
+        """A grid of every combination of the choices (for ``--sampler grid`` on any space)."""
+        if self.is_grid:
+            return self
+        return replace(self, points=tuple(_grid(where, "product", self.params, self.baseline)))
+
+    def without_grid(self) -> Space:
+        """The same parameters for a sampler to explore, rather than points to enumerate."""
+        return replace(self, points=())
+
+    def capped(self, max_epochs: int | None) -> Space:
+        """Clip an epochs range to ``max_epochs`` so a sampler does not waste trials above it."""
+        epochs = self.params.get("epochs")
+        if max_epochs is None or not isinstance(epochs, Range) or epochs.high <= max_epochs:
+            return self
+        clipped = replace(epochs, low=min(epochs.low, max_epochs), high=max_epochs)
+        return replace(self, params={**self.params, "epochs": clipped})
+
     def differs_from_baseline(self, point: dict[str, Any]) -> str:
-        diff = [f"{k}={v}" for k, v in point.items() if k in BASELINE and BASELINE[k] != v]
+        diff = [
+            f"{k}={v}" for k, v in point.items() if k in self.baseline and self.baseline[k] != v
+        ]
         return ", ".join(diff) or "baseline"
 
 
-def ofat_points() -> list[dict[str, Any]]:
-    points = [dict(BASELINE)]
-    for factor, levels in OFAT_LEVELS.items():
-        points += [{**BASELINE, factor: v} for v in levels if v != BASELINE[factor]]
+def _check_value(where: str, name: str, value: Any) -> None:
+    if name in CATEGORIES and value not in CATEGORIES[name]:
+        allowed = ", ".join(map(str, CATEGORIES[name]))
+        raise UsageError(f"{where}: {value!r} is not one of {allowed}")
+    if name in NUMBERS:
+        low, inclusive, kind = NUMBERS[name]
+        ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok_type or (kind is int and int(value) != value):
+            expected = "a whole number" if kind is int else "a number"
+            raise UsageError(f"{where}: expected {expected}, got {value!r}")
+        if value < low or (value == low and not inclusive) or (name == "dropout" and value >= 1):
+            raise UsageError(f"{where}: {value!r} is out of range for {name}")
+
+
+def _param(where: str, name: str, raw: Any) -> Param:
+    if isinstance(raw, list):
+        if not raw:
+            raise UsageError(f"{where}: empty choice list; give at least one value")
+        for v in raw:
+            _check_value(where, name, v)
+        return Choice(tuple(raw))
+    if isinstance(raw, dict):
+        unknown = set(raw) - {"low", "high", "log"}
+        if unknown or not {"low", "high"} <= set(raw):
+            raise UsageError(
+                f"{where}: a range needs low and high (and optionally log), "
+                f"got keys {', '.join(sorted(raw))}"
+            )
+        low, high, log = raw["low"], raw["high"], bool(raw.get("log", False))
+        _check_value(f"{where}.low", name, low)
+        _check_value(f"{where}.high", name, high)
+        if low > high:
+            raise UsageError(f"{where}: low {low} is above high {high}")
+        if log and low <= 0:
+            raise UsageError(f"{where}: a log range needs low > 0, got {low}")
+        integer = isinstance(low, int) and isinstance(high, int) and NUMBERS[name][2] is int
+        return Range(low, high, log, integer)
+    _check_value(where, name, raw)
+    return Fixed(raw)
+
+
+def _grid(where: str, kind: str, params: dict[str, Param], baseline: dict[str, Any]):
+    if any(isinstance(p, Range) for p in params.values()):
+        raise UsageError(f"{where}: grid = {kind!r} needs choices or fixed values, not ranges")
+    levels = {k: p.values if isinstance(p, Choice) else (p.value,) for k, p in params.items()}
+    if kind == "product":
+        combos = itertools.product(*levels.values())
+        return [dict(zip(levels, combo, strict=True)) for combo in combos]
+    for k, values in levels.items():
+        if baseline.get(k) not in values:
+            raise UsageError(f"{where}: baseline.{k} must be one of params.{k}")
+    base = {k: baseline[k] for k in levels}
+    points = [base]
+    for k, values in levels.items():
+        points += [{**base, k: v} for v in values if v != base[k]]
     return points
 
 
-def full_points() -> list[dict[str, Any]]:
-    names = list(FULL_LEVELS)
-    combos = itertools.product(*FULL_LEVELS.values())
-    return [dict(zip(names, combo, strict=True)) for combo in combos]
+def load_space(path: str | Path) -> Space:
+    """Read and check a space file; every problem is one ``UsageError`` naming the key."""
+    try:
+        text = Path(path).read_text()
+    except OSError as e:
+        raise UsageError(f"--space {path}: cannot read the file ({e.strerror})") from None
+    return parse_space(text, f"--space {path}", Path(path).stem)
+
+
+def parse_space(text: str, where: str, default_name: str = "space") -> Space:
+    """Check a space's TOML text; ``where`` starts every error message."""
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise UsageError(f"{where}: not valid TOML ({e})") from None
+    unknown = set(raw) - {"name", "grid", "baseline", "params", "description"}
+    if unknown:
+        raise UsageError(
+            f"{where}: unknown top-level key {sorted(unknown)[0]!r}; expected "
+            "name, grid, baseline, params"
+        )
+    if not isinstance(raw.get("params"), dict) or not raw["params"]:
+        raise UsageError(f"{where}: needs a [params] table with at least one name")
+    params = {}
+    for name, value in raw["params"].items():
+        if name not in VOCABULARY:
+            raise UsageError(
+                f"{where}: params.{name}: unknown name; expected one of {', '.join(VOCABULARY)}"
+            )
+        params[name] = _param(f"{where}: params.{name}", name, value)
+    baseline = {**BASELINE, **raw.get("baseline", {})}
+    grid = raw.get("grid")
+    if grid not in (None, "product", "ofat"):
+        raise UsageError(f"{where}: grid: expected 'product' or 'ofat', got {grid!r}")
+    points = tuple(_grid(where, grid, params, baseline)) if grid else ()
+    return Space(str(raw.get("name", default_name)), params, points, baseline, text)
 
 
 def design(name: str) -> Space:
-    """A built-in design by name: ``ofat`` or ``full``."""
-    if name == "ofat":
-        levels, points = OFAT_LEVELS, ofat_points()
-    elif name == "full":
-        levels, points = FULL_LEVELS, full_points()
-    else:
+    """A built-in space by name: ``ofat``, ``full`` or ``default``."""
+    if name not in (*DESIGNS, "default"):
         raise UsageError(f"--design: expected one of {', '.join(DESIGNS)}, got {name!r}")
-    params = {k: Choice(tuple(v)) for k, v in levels.items()}
-    return Space(name, params, tuple(points))
-
-
-DESIGNS = ("ofat", "full")
+    return load_space(SPACES_DIR / f"{name}.toml")
 
 
 def to_configs(
@@ -142,15 +242,13 @@ def to_configs(
 ) -> tuple[ModelConfig, TrainConfig]:
     """Map a point of the vocabulary to the model's and trainer's configurations.
 
-    Vocabulary: layers, units (hidden size of every layer; without it the reference's sizes),
-    activation, loss, regularization (none|l1|l2|dropout), reg_strength, optimizer, lr,
-    batch_size, epochs. ``max_epochs`` caps the epochs (for a quick look).
+    Names a point leaves out take the reference baseline. ``units`` gives every hidden layer
+    that width (without it, the reference's sizes for 1, 3 or 5 layers); ``lr_factor``
+    scales the optimizer's usual rate unless ``lr`` is given; ``max_epochs`` caps the epochs.
     """
     p = {**BASELINE, **point}
-    reg = p["regularization"]
-    if reg not in REGULARIZATIONS:
-        raise UsageError(f"regularization: expected one of {REGULARIZATIONS}, got {reg!r}")
-    strength = float(p.get("reg_strength", DEFAULT_STRENGTH[reg]))
+    reg, optimizer = p["regularization"], p.get("optimizer", "adadelta")
+    strength = float(p.get("reg_strength", DEFAULT_STRENGTH[reg])) if reg != "none" else 0.0
     layers = int(p["layers"])
     if "units" in p:
         hidden = (int(p["units"]),) * layers
@@ -158,15 +256,17 @@ def to_configs(
         hidden = REFERENCE_HIDDEN[layers]
     else:
         raise UsageError(f"layers: {layers} has no reference sizes; give 'units' as well")
-    epochs = int(p["epochs"]) if max_epochs is None else min(int(p["epochs"]), max_epochs)
-    model = ModelConfig(
-        hidden=hidden,
-        activation=p["activation"],
-        dropout=strength if reg == "dropout" else 0.0,
+    lr = (
+        float(point["lr"])
+        if "lr" in point
+        else (BASE_LR[optimizer] * float(point["lr_factor"]) if "lr_factor" in point else p["lr"])
     )
+    epochs = int(p["epochs"]) if max_epochs is None else min(int(p["epochs"]), max_epochs)
+    dropout = strength if reg == "dropout" else float(p.get("dropout", 0.0))
+    model = ModelConfig(hidden=hidden, activation=p["activation"], dropout=dropout)
     train = TrainConfig(
-        optimizer=p.get("optimizer", "adadelta"),
-        lr=float(p["lr"]),
+        optimizer=optimizer,
+        lr=lr,
         batch_size=int(p["batch_size"]),
         epochs=epochs,
         loss=p["loss"],
@@ -175,24 +275,3 @@ def to_configs(
         seed=seed,
     )
     return model, train
-
-
-VOCABULARY = (
-    "layers",
-    "units",
-    "activation",
-    "loss",
-    "regularization",
-    "reg_strength",
-    "optimizer",
-    "lr",
-    "batch_size",
-    "epochs",
-)
-# Names whose values come from a fixed list (the rest are numbers).
-CATEGORIES: dict[str, tuple[Any, ...]] = {
-    "activation": tuple(ACTIVATIONS),
-    "loss": LOSSES,
-    "regularization": REGULARIZATIONS,
-    "optimizer": OPTIMIZERS,
-}

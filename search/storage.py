@@ -53,8 +53,12 @@ def _check_sqlite_file(path: Path, shown: str) -> None:
         )
 
 
-def open_storage(url: str) -> RDBStorage:
-    """An RDBStorage for ``url``; any problem is a one-line ``StorageError``."""
+def open_storage(url: str, must_exist: bool = False) -> RDBStorage:
+    """An RDBStorage for ``url``; any problem is a one-line ``StorageError``.
+
+    ``must_exist``: for readers (reports, ``search.best``), a missing SQLite file is an error
+    rather than a new empty database.
+    """
     shown = _display(url)
     try:
         parsed = sqlalchemy.engine.make_url(url)
@@ -70,6 +74,8 @@ def open_storage(url: str) -> RDBStorage:
             path = Path(db)
             if path.exists():
                 _check_sqlite_file(path, shown)
+            elif must_exist:
+                raise StorageError(f"--storage {shown}: no database at {path}")
             else:
                 path.parent.mkdir(parents=True, exist_ok=True)
             with sqlite3.connect(path) as con:  # WAL is a property of the file: set it once
@@ -126,3 +132,16 @@ def fail_orphaned_trials(
         storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
         failed.append(t.number)
     return failed
+
+
+def load_existing_study(storage_url: str, study_name: str) -> optuna.Study:
+    """A study that must already exist; a wrong name lists the studies that are there."""
+    storage = open_storage(storage_url, must_exist=True)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    if study_name not in names:
+        there = ", ".join(names) if names else "none"
+        raise StorageError(
+            f"--study-name: no study {study_name!r} in {_display(storage_url)} "
+            f"(studies there: {there})"
+        )
+    return optuna.load_study(study_name=study_name, storage=storage)

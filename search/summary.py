@@ -1,4 +1,8 @@
-"""Summary: the end-of-run table, computed as plain rows first and then formatted as text."""
+"""Summary: the end-of-run tables, computed as plain rows first and then formatted as text.
+
+A grid study lists every point in order with what differs from the baseline; a sampler's study
+lists its best trials with all their parameters; a multi-objective study its Pareto front.
+"""
 
 from __future__ import annotations
 
@@ -9,11 +13,18 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search.space import Space
 
+BEST_SHOWN = 10  # rows of a sampler's summary
 
-def summary_rows(study: optuna.Study, space: Space) -> list[dict[str, Any]]:
-    """One row per finished or failed trial, in trial order."""
-    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    return rows_for_trials(study.get_trials(deepcopy=False, states=states), space)
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
+
+
+def describe(params: dict[str, Any], space: Space) -> str:
+    """What a point is: its changes from the baseline on a grid, else all its parameters."""
+    if space.is_grid:
+        return space.differs_from_baseline(params)
+    return ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
 
 
 def rows_for_trials(trials: list[FrozenTrial], space: Space) -> list[dict[str, Any]]:
@@ -24,10 +35,11 @@ def rows_for_trials(trials: list[FrozenTrial], space: Space) -> list[dict[str, A
         rows.append(
             {
                 "trial": t.number,
-                "differs": space.differs_from_baseline(t.params) if t.params else "",
+                "params": describe(t.params, space) if t.params else "",
                 "val_acc": best["val_acc"] if best else None,
                 "test_acc": best["test_acc"] if best else None,
                 "seconds": t.user_attrs.get("seconds"),
+                "n_params": t.user_attrs.get("n_params"),
                 "state": t.state.name,
                 "note": t.user_attrs.get("reason") or t.user_attrs.get("fail_reason") or "",
             }
@@ -35,26 +47,50 @@ def rows_for_trials(trials: list[FrozenTrial], space: Space) -> list[dict[str, A
     return rows
 
 
+def summary_rows(study: optuna.Study, space: Space) -> list[dict[str, Any]]:
+    """A grid: every finished or failed trial in order. A sampler: its best trials first."""
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    trials = study.get_trials(deepcopy=False, states=states)
+    if not space.is_grid:
+        trials = sorted(
+            (t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: -t.values[0]
+        )[:BEST_SHOWN]
+    return rows_for_trials(trials, space)
+
+
+def pareto_rows(study: optuna.Study, space: Space) -> list[dict[str, Any]]:
+    """The Pareto-optimal trials of a multi-objective study, most accurate first."""
+    front = sorted(study.best_trials, key=lambda t: -t.values[0])
+    return rows_for_trials(front, space)
+
+
 def pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.2%}"
 
 
-def format_table(rows: list[dict[str, Any]]) -> str:
-    header = ("trial", "differs from baseline", "best val acc", "test acc", "seconds", "state")
-    body = [
-        (
+def format_table(
+    rows: list[dict[str, Any]], label: str = "parameters", extra: str | None = None
+) -> str:
+    """Rows as aligned text; ``extra="params"`` adds the parameter count column."""
+    header = ["trial", label, "best val acc", "test acc", "seconds", "state"]
+    if extra == "params":
+        header.insert(5, "params")
+    body = []
+    for r in rows:
+        cells = [
             str(r["trial"]),
-            r["differs"],
+            r["params"],
             pct(r["val_acc"]),
             pct(r["test_acc"]),
             "-" if r["seconds"] is None else f"{r['seconds']:.1f}",
             r["state"] + (f" ({r['note']})" if r["note"] else ""),
-        )
-        for r in rows
-    ]
-    widths = [
-        max(len(h), *(len(b[i]) for b in body)) if body else len(h) for i, h in enumerate(header)
-    ]
+        ]
+        if extra == "params":
+            cells.insert(5, str(r["n_params"]))
+        body.append(cells)
+    if not body:
+        return "no finished trials yet"
+    widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(header)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(header, widths, strict=True))]
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths, strict=True)) for b in body]

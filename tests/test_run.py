@@ -158,6 +158,8 @@ def test_an_interrupted_run_resumes_with_every_point_completed_once(big_root, tm
     out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err
     after = load_trials(db, "mnist-ofat-e3")
+    unfinished = [(t.number, t.state.name) for t in after if t.state.name != "COMPLETE"]
+    assert len(completed_points(after)) == 15, unfinished
     assert len(completed_points(after)) == len(set(completed_points(after))) == 15
     for number, t in before.items():  # nothing completed was rerun or changed
         assert (

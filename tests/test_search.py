@@ -1,0 +1,275 @@
+"""Samplers, pruners, space files, budgets, multi-objective and search.best, on tiny data."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import optuna
+import pytest
+
+from search import best
+from search.errors import UsageError
+from search.run import main
+from search.samplers import PRUNERS, SAMPLERS, make_pruner
+from search.space import SPACES_DIR, load_space
+
+from .test_run import args
+
+
+def study_of(db: Path, name: str) -> optuna.Study:
+    return optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
+
+
+def complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    return study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
+
+
+@pytest.mark.parametrize("sampler", [s for s in SAMPLERS if s != "grid"])
+def test_every_sampler_runs_a_few_trials_of_the_default_space(sampler, tiny_root, tmp_path):
+    db = tmp_path / "s.db"
+    code = main(
+        args(
+            tiny_root,
+            db,
+            "--sampler",
+            sampler,
+            "--n-trials",
+            "3",
+            "--max-epochs",
+            "1",
+            "--pruner",
+            "none",
+        )
+    )
+    assert code == 0
+    trials = study_of(db, f"mnist-default-{sampler}-e1").get_trials()
+    assert len(trials) == 3 and all(t.state.name == "COMPLETE" for t in trials)
+    assert {"layers", "units", "optimizer", "lr_factor", "batch_size"} <= set(trials[0].params)
+
+
+def test_samplers_explore_a_designs_levels(tiny_root, tmp_path):
+    db = tmp_path / "s.db"
+    assert (
+        main(
+            args(
+                tiny_root,
+                db,
+                "--sampler",
+                "random",
+                "--design",
+                "full",
+                "--n-trials",
+                "2",
+                "--max-epochs",
+                "1",
+            )
+        )
+        == 0
+    )
+    trials = complete(study_of(db, "mnist-full-random-e1"))
+    assert len(trials) == 2 and trials[0].params["layers"] in (1, 3, 5)
+
+
+def _tpe_params(root: Path, db: Path, seed: str) -> list[dict]:
+    main(
+        args(
+            root,
+            db,
+            "--sampler",
+            "tpe",
+            "--n-trials",
+            "4",
+            "--max-epochs",
+            "1",
+            "--seed",
+            seed,
+            "--pruner",
+            "none",
+        )
+    )
+    return [t.params for t in study_of(db, "mnist-default-tpe-e1").get_trials()]
+
+
+def test_the_same_seed_suggests_the_same_sequence(tiny_root, tmp_path):
+    first = _tpe_params(tiny_root, tmp_path / "a.db", "3")
+    again = _tpe_params(tiny_root, tmp_path / "b.db", "3")
+    other = _tpe_params(tiny_root, tmp_path / "c.db", "4")
+    assert first == again and first != other
+
+
+@pytest.mark.parametrize("name", [p for p in PRUNERS if p != "none"])
+def test_a_pruner_prunes_a_clearly_worse_trial(name):
+    study = optuna.create_study(direction="maximize", pruner=make_pruner(name, 10))
+    for _ in range(20):  # good trials: accuracy climbs from 0.80 to 0.98
+        trial = study.ask()
+        for step in range(1, 11):
+            trial.report(0.8 + 0.02 * (step - 1), step)
+            assert not trial.should_prune()  # as the objective asks: this records the rungs
+        study.tell(trial, 0.98)
+    bad = study.ask()
+    pruned_at = None
+    for step in range(1, 11):
+        bad.report(0.2 - 0.01 * step, step)  # clearly worse, and getting no better
+        if bad.should_prune():
+            pruned_at = step
+            break
+    assert pruned_at is not None and pruned_at < 10
+
+
+def test_no_pruner_never_prunes():
+    study = optuna.create_study(direction="maximize", pruner=make_pruner("none", 10))
+    trial = study.ask()
+    trial.report(0.0, 1)
+    assert not trial.should_prune()
+
+
+def test_a_pruned_trial_keeps_its_partial_history(tiny_root, tmp_path):
+    db = tmp_path / "s.db"
+    assert (
+        main(
+            args(
+                tiny_root,
+                db,
+                "--sampler",
+                "random",
+                "--n-trials",
+                "12",
+                "--max-epochs",
+                "3",
+                "--pruner",
+                "median",
+                "--seed",
+                "2",
+            )
+        )
+        == 0
+    )
+    trials = study_of(db, "mnist-default-random-e3").get_trials()
+    pruned = [t for t in trials if t.state.name == "PRUNED"]
+    assert pruned, [t.state.name for t in trials]
+    for t in pruned:
+        assert t.user_attrs["history"] and t.user_attrs["outcome"] in ("stopped", "diverged")
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("[params]\nwidth = [1, 2]\n", "params.width: unknown name"),
+        ("[params]\nactivation = []\n", "params.activation: empty choice list"),
+        ("[params]\nlr = { low = 1.0, high = 0.1 }\n", "params.lr: low 1.0 is above high 0.1"),
+        ('[params]\nactivation = ["relu", "swish"]\n', "params.activation: 'swish' is not one"),
+        ("[params]\nunits = { low = 0, high = 4, log = true }\n", "params.units.low"),
+        ("[params\n", "not valid TOML"),
+    ],
+)
+def test_a_bad_space_file_is_one_line_naming_the_key(body, message, tmp_path, capsys):
+    path = tmp_path / "space.toml"
+    path.write_text(body)
+    with pytest.raises(UsageError) as err:
+        load_space(path)
+    assert message in str(err.value) and "\n" not in str(err.value)
+    assert main(["--space", str(path), "--storage", f"sqlite:///{tmp_path}/s.db"]) == 2
+    assert capsys.readouterr().err.count("\n") == 1
+
+
+@pytest.mark.parametrize("path", sorted(SPACES_DIR.glob("*.toml")), ids=lambda p: p.stem)
+def test_shipped_spaces_load_through_the_user_code_path(path):
+    space = load_space(path)
+    assert space.name == path.stem and space.params
+
+
+def test_trial_budget_counts_for_the_whole_study(tiny_root, tmp_path):
+    db = tmp_path / "s.db"
+    common = ["--sampler", "random", "--max-epochs", "1", "--study-name", "b"]
+    assert main(args(tiny_root, db, *common, "--n-trials", "2")) == 0
+    assert main(args(tiny_root, db, *common, "--n-trials", "3")) == 0
+    assert len(complete(study_of(db, "b"))) == 3
+
+
+def test_timeout_counts_trial_time_for_the_whole_study(tiny_root, tmp_path):
+    db = tmp_path / "s.db"
+    common = ["--sampler", "random", "--max-epochs", "1", "--study-name", "t", "--timeout", "0.01"]
+    assert main(args(tiny_root, db, *common)) == 0
+    assert len(complete(study_of(db, "t"))) == 1  # the first trial used the whole budget
+    assert main(args(tiny_root, db, *common)) == 0
+    assert len(complete(study_of(db, "t"))) == 1
+
+
+def test_multi_objective_search_returns_a_pareto_front(tiny_root, tmp_path, capsys):
+    space = tmp_path / "widths.toml"
+    space.write_text('name = "widths"\n[params]\nlayers = 1\nunits = [2, 8, 32, 128]\n')
+    db = tmp_path / "s.db"
+    code = main(
+        args(
+            tiny_root,
+            db,
+            "--sampler",
+            "grid",
+            "--space",
+            str(space),
+            "--objectives",
+            "accuracy,params",
+            "--max-epochs",
+            "2",
+        )
+    )
+    assert code == 0
+    study = study_of(db, "mnist-widths-params-e2")
+    assert len(study.directions) == 2 and len(study.best_trials) >= 2
+    assert "Pareto front" in capsys.readouterr().out
+
+
+def test_several_objectives_refuse_a_pruner(tmp_path, capsys):
+    code = main(
+        [
+            "--objectives",
+            "accuracy,seconds",
+            "--pruner",
+            "median",
+            "--storage",
+            f"sqlite:///{tmp_path}/s.db",
+        ]
+    )
+    assert code == 2 and "cannot prune" in capsys.readouterr().err
+
+
+def test_best_prints_a_space_file_that_reruns_the_best_configuration(tiny_root, tmp_path, capsys):
+    db = tmp_path / "s.db"
+    main(args(tiny_root, db, "--sampler", "random", "--n-trials", "3", "--max-epochs", "1"))
+    capsys.readouterr()
+    assert (
+        best.main(["--study-name", "mnist-default-random-e1", "--storage", f"sqlite:///{db}"]) == 0
+    )
+    toml = capsys.readouterr().out
+    path = tmp_path / "best.toml"
+    path.write_text(toml)
+    space = load_space(path)
+    top = best.best_trial(study_of(db, "mnist-default-random-e1"))
+    assert {k: p.value for k, p in space.params.items()} == top.params
+    assert (
+        main(
+            args(
+                tiny_root,
+                db,
+                "--sampler",
+                "grid",
+                "--space",
+                str(path),
+                "--max-epochs",
+                "1",
+                "--study-name",
+                "rerun",
+            )
+        )
+        == 0
+    )
+    (rerun,) = complete(study_of(db, "rerun"))
+    assert rerun.params == top.params and rerun.value == top.value
+
+
+def test_best_of_a_missing_study_is_one_line(tmp_path, capsys):
+    db = tmp_path / "s.db"
+    optuna.create_study(study_name="there", storage=f"sqlite:///{db}")
+    assert best.main(["--study-name", "nope", "--storage", f"sqlite:///{db}"]) == 1
+    err = capsys.readouterr().err
+    assert "no study 'nope'" in err and "there" in err and err.count("\n") == 1
