@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from search.data import Splits
 from search.space import Space, to_configs
-from search.train import EpochRecord, fit
+from search.train import EpochRecord, TrainResult, fit
 
 # What each objective measures, and which way is better. accuracy: the best validation
 # accuracy over the epochs; seconds: the whole training run; params: the model's size.
@@ -49,8 +49,11 @@ class Objective:
         data: Splits,
         cfg: ObjectiveConfig,
         log: Callable[[str], None] | None = None,
+        after_fit: Callable[[optuna.Trial, TrainResult], None] | None = None,
     ) -> None:
+        """``after_fit`` sees each finished run (with its model), e.g. to upload artifacts."""
         self.space, self.data, self.cfg, self.log = space, data, cfg, log
+        self.after_fit = after_fit
 
     def __call__(self, trial: optuna.Trial) -> Outcome:
         params = self.space.suggest(trial)
@@ -67,11 +70,14 @@ class Objective:
                     f"{rec.train_loss:.4f}  val {rec.val_acc:.2%}  test {rec.test_acc:.2%}"
                     f"  {rec.seconds:.1f} s"
                 )
-            return single and trial.should_prune()
+            # After the last epoch the run is over: pruning it would save nothing.
+            return single and rec.epoch < train_cfg.epochs and trial.should_prune()
 
         result = fit(model_cfg, train_cfg, self.data, on_epoch)
         for key, value in {**result.to_attrs(), "device": str(self.data.device)}.items():
             trial.set_user_attr(key, value)
+        if self.after_fit is not None:
+            self.after_fit(trial, result)
         if result.outcome == "diverged":
             epoch = len(result.history) + 1
             return Outcome(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 from typing import NoReturn
 
 import optuna
@@ -21,6 +22,7 @@ from search import data as data_mod
 from search import runner
 from search.errors import SearchError, UsageError
 from search.objective import Objective, ObjectiveConfig
+from search.publish import Publisher, artifact_dir_for
 from search.samplers import DEFAULT_PRUNER, MULTI_OBJECTIVE, PRUNERS, SAMPLERS
 from search.space import DESIGNS
 from search.storage import DEFAULT_STORAGE
@@ -92,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"default: {DEFAULT_STORAGE}")
     p.add_argument("--dataset", choices=list(data_mod.DATASETS), default="mnist")
+    p.add_argument(
+        "--artifact-dir",
+        default=None,
+        help="artifacts for optuna-dashboard; default: artifacts/ beside an SQLite file, "
+        "else study_db/artifacts",
+    )
     p.add_argument(
         "--data-dir",
         default=None,
@@ -201,11 +209,16 @@ def execute(args: argparse.Namespace) -> int:
             seed=args.seed,
         )
         splits = data_mod.load(data_cfg, device)
+        artifacts = (
+            Path(args.artifact_dir) if args.artifact_dir else artifact_dir_for(args.storage)
+        )
+        publisher = Publisher(study, space, artifacts, warn=say)
         objective = Objective(
             space,
             splits,
             ObjectiveConfig(args.seed, args.max_epochs, settings.objectives),
             log=say if args.verbose else None,
+            after_fit=publisher.after_fit,
         )
         say(f"study {study.study_name}: {todo} trials to run on {device}")
         with tqdm(
@@ -219,6 +232,7 @@ def execute(args: argparse.Namespace) -> int:
 
             def on_done(t: optuna.trial.FrozenTrial) -> None:
                 bar.update(1)
+                publisher.after_trial(t)
                 row = rows_for_trials([t], space)[0]
                 say(
                     f"trial {t.number} {row['params']}: {t.state.name} val "

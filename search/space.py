@@ -90,6 +90,7 @@ class Space:
     points: tuple[dict[str, Any], ...] = ()  # the grid; empty for a space a sampler explores
     baseline: dict[str, Any] = field(default_factory=lambda: dict(BASELINE))
     source: str = ""  # the TOML text it was read from, stored with the study
+    grid: str = ""  # how the points were made: "ofat", "product", or "" for no grid
 
     @property
     def is_grid(self) -> bool:
@@ -113,11 +114,12 @@ class Space:
         """A grid of every combination of the choices (for ``--sampler grid`` on any space)."""
         if self.is_grid:
             return self
-        return replace(self, points=tuple(_grid(where, "product", self.params, self.baseline)))
+        points = tuple(_grid(where, "product", self.params, self.baseline))
+        return replace(self, points=points, grid="product")
 
     def without_grid(self) -> Space:
         """The same parameters for a sampler to explore, rather than points to enumerate."""
-        return replace(self, points=())
+        return replace(self, points=(), grid="")
 
     def capped(self, max_epochs: int | None) -> Space:
         """Clip an epochs range to ``max_epochs`` so a sampler does not waste trials above it."""
@@ -227,7 +229,7 @@ def parse_space(text: str, where: str, default_name: str = "space") -> Space:
     if grid not in (None, "product", "ofat"):
         raise UsageError(f"{where}: grid: expected 'product' or 'ofat', got {grid!r}")
     points = tuple(_grid(where, grid, params, baseline)) if grid else ()
-    return Space(str(raw.get("name", default_name)), params, points, baseline, text)
+    return Space(str(raw.get("name", default_name)), params, points, baseline, text, grid or "")
 
 
 def design(name: str) -> Space:

@@ -1,0 +1,119 @@
+"""Figures of a controlled-variable (ofat) study: plain data first, then Plotly figures.
+
+For each factor, the reference drew the training loss and the accuracy against samples seen,
+one curve per value; ``factor_panels`` computes exactly those series from the trials' stored
+history (tests assert on them), and ``factor_figure`` / ``overview_figure`` draw them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+import plotly.graph_objects as go
+from optuna.trial import TrialState
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from search.space import Space, point_key
+
+PALETTE = qualitative.Plotly
+
+
+def _series(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
+    history = t.user_attrs.get("history") or []
+    best = max(history, key=lambda r: (r["val_acc"], -r["epoch"]), default=None)
+    return {
+        "trial": t.number,
+        "loss": [list(p) for p in t.user_attrs.get("train_curve") or []],
+        "samples": [r["samples_seen"] for r in history],
+        "val_acc": [r["val_acc"] for r in history],
+        "test_acc": [r["test_acc"] for r in history],
+        "best_val": best["val_acc"] if best else None,
+        "test_at_best": best["test_acc"] if best else None,
+        "seconds": t.user_attrs.get("seconds"),
+        "state": t.state.name,
+    }
+
+
+def factor_panels(study: optuna.Study, space: Space) -> dict[str, list[dict[str, Any]]]:
+    """Per factor: one entry per value (the baseline first), with the series to draw.
+
+    Only finished trials count; of several runs of one point the latest finished one is used.
+    """
+    finished: dict[str, optuna.trial.FrozenTrial] = {}
+    for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
+        finished[t.user_attrs.get("point", point_key(t.params))] = t
+    base = {k: space.baseline[k] for k in space.params}
+    baseline = finished.get(point_key(base))
+    panels: dict[str, list[dict[str, Any]]] = {}
+    for factor, param in space.params.items():
+        values = getattr(param, "values", ())
+        if len(values) < 2:
+            continue
+        entries = []
+        for value in [base[factor], *[v for v in values if v != base[factor]]]:
+            key = point_key({**base, factor: value})
+            t = baseline if value == base[factor] else finished.get(key)
+            if t is not None:
+                label = f"{value} (baseline)" if value == base[factor] else str(value)
+                entries.append({"value": value, "label": label, **_series(t)})
+        panels[factor] = entries
+    return panels
+
+
+def factor_effects(panels: dict[str, list[dict[str, Any]]]) -> list[tuple[str, float]]:
+    """Each factor's effect: the range of best validation accuracy across its values."""
+    effects = []
+    for factor, entries in panels.items():
+        accs = [e["best_val"] for e in entries if e["best_val"] is not None]
+        if len(accs) >= 2:
+            effects.append((factor, max(accs) - min(accs)))
+    return sorted(effects, key=lambda fe: fe[1], reverse=True)
+
+
+def factor_figure(factor: str, entries: list[dict[str, Any]]) -> go.Figure:
+    fig = make_subplots(
+        rows=1, cols=3, subplot_titles=("training loss", "validation accuracy", "test accuracy")
+    )
+    for i, e in enumerate(entries):
+        color = PALETTE[i % len(PALETTE)]
+        style = {
+            "legendgroup": e["label"],
+            "mode": "lines+markers",
+            "line": {"width": 3 if i == 0 else 1.5, "color": color},
+            "marker": {"size": 4, "color": color},
+        }
+        loss = e["loss"]
+        fig.add_trace(
+            go.Scatter(x=[p[0] for p in loss], y=[p[1] for p in loss], name=e["label"], **style),
+            row=1,
+            col=1,
+        )
+        for col, key in ((2, "val_acc"), (3, "test_acc")):
+            fig.add_trace(
+                go.Scatter(x=e["samples"], y=e[key], name=e["label"], showlegend=False, **style),
+                row=1,
+                col=col,
+            )
+    fig.update_xaxes(title_text="training samples seen")
+    fig.update_layout(
+        title=f"{factor}: one curve per value, the baseline in bold",
+        legend_title_text=factor,
+        height=420,
+    )
+    return fig
+
+
+def overview_figure(effects: list[tuple[str, float]]) -> go.Figure:
+    fig = go.Figure(
+        go.Bar(x=[e * 100 for _, e in effects], y=[f for f, _ in effects], orientation="h")
+    )
+    fig.update_layout(
+        title="Effect of each factor: range of best validation accuracy across its values "
+        "(one factor at a time, so this stands in for importance)",
+        xaxis_title="accuracy range (percentage points)",
+        yaxis={"autorange": "reversed"},
+        height=120 + 40 * len(effects),
+    )
+    return fig

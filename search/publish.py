@@ -1,0 +1,140 @@
+"""Keeps optuna-dashboard's view of a running study complete, trial by trial.
+
+After each trial: its learning curve as a CSV artifact, the model weights of every new best
+trial as an artifact, a study note (what was run, the command that reproduces it, progress and
+the current best) and, for an ofat study, the reference's figures as dashboard graph objects.
+Artifacts live in a ``FileSystemArtifactStore`` beside the SQLite file (``study_db/artifacts``).
+"""
+
+from __future__ import annotations
+
+import csv
+import tempfile
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import asdict
+from pathlib import Path
+
+import optuna
+import sqlalchemy
+import torch
+from optuna.artifacts import FileSystemArtifactStore, upload_artifact
+from optuna.trial import TrialState
+
+from search.figures import factor_effects, factor_figure, factor_panels, overview_figure
+from search.space import Space
+from search.train import TrainResult
+
+
+def artifact_dir_for(storage_url: str) -> Path:
+    """``artifacts/`` beside an SQLite file; ``study_db/artifacts`` for a database server."""
+    url = sqlalchemy.engine.make_url(storage_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return Path(url.database).parent / "artifacts"
+    return Path("study_db") / "artifacts"
+
+
+def _values(study: optuna.Study) -> list[float]:
+    return [t.values[0] for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+
+
+def _never_fails(method):
+    """Publishing is a view of the results: a failure there is reported once, never fatal."""
+
+    def wrapper(self: Publisher, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except Exception as e:  # noqa: BLE001
+            if not self.warned:
+                self.warn(
+                    f"warning: dashboard publishing failed ({type(e).__name__}: {e}); "
+                    "results are unaffected"
+                )
+                self.warned = True
+
+    return wrapper
+
+
+class Publisher:
+    def __init__(
+        self,
+        study: optuna.Study,
+        space: Space,
+        artifact_dir: Path,
+        warn: Callable[[str], None] = print,
+    ) -> None:
+        artifact_dir.mkdir(parents=True, exist_ok=True)
+        self.study, self.space, self.warn, self.warned = study, space, warn, False
+        self.store = FileSystemArtifactStore(str(artifact_dir))
+
+    @_never_fails
+    def after_fit(self, trial: optuna.Trial, result: TrainResult) -> None:
+        """Upload the learning curve, and the weights if this run beats every finished one."""
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / f"trial-{trial.number}-learning-curve.csv"
+            with open(path, "w", newline="") as f:
+                rows = [asdict(r) for r in result.history]
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["epoch"])
+                writer.writeheader()
+                writer.writerows(rows)
+            upload_artifact(
+                artifact_store=self.store,
+                file_path=str(path),
+                study_or_trial=trial,
+                mimetype="text/csv",
+            )
+            best = result.best
+            if (
+                result.outcome == "completed"
+                and best
+                and best.val_acc > max(_values(self.study), default=float("-inf"))
+            ):
+                weights = Path(tmp) / f"trial-{trial.number}-weights.pt"
+                torch.save(result.model.state_dict(), weights)
+                upload_artifact(
+                    artifact_store=self.store,
+                    file_path=str(weights),
+                    study_or_trial=trial,
+                    mimetype="application/octet-stream",
+                )
+
+    @_never_fails
+    def after_trial(self, frozen: optuna.trial.FrozenTrial) -> None:
+        from optuna_dashboard import save_note, save_plotly_graph_object
+
+        save_note(self.study, self.note())
+        if self.space.grid != "ofat":
+            return
+        panels = factor_panels(self.study, self.space)
+        save_plotly_graph_object(
+            self.study, overview_figure(factor_effects(panels)), graph_object_id="ofat-overview"
+        )
+        for factor, entries in panels.items():
+            if any(e["trial"] == frozen.number for e in entries):
+                save_plotly_graph_object(
+                    self.study, factor_figure(factor, entries), graph_object_id=f"ofat-{factor}"
+                )
+
+    def note(self) -> str:
+        s = self.study
+        states = Counter(t.state.name for t in s.get_trials(deepcopy=False))
+        settings = s.user_attrs.get("settings", {})
+        lines = [
+            f"## {s.study_name}",
+            "What was run: " + ", ".join(f"{k} {v}" for k, v in settings.items()),
+            "",
+            f"Reproduce: `{s.user_attrs.get('command', 'python -m search.run')}`",
+            "",
+            "Trials: " + ", ".join(f"{n} {k.lower()}" for k, n in sorted(states.items())),
+        ]
+        done = s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+        if done:
+            best = max(done, key=lambda t: t.values[0])
+            params = ", ".join(f"{k}={v}" for k, v in best.params.items())
+            lines += [
+                "",
+                f"Current best: trial {best.number}, validation accuracy "
+                f"{best.values[0]:.2%}, test accuracy "
+                f"{best.user_attrs.get('test_acc_at_best', 0):.2%} ({params})",
+            ]
+        return "\n".join(lines) + "\n"
