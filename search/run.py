@@ -11,7 +11,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 from typing import NoReturn
 
 import optuna
@@ -21,13 +20,13 @@ from tqdm import tqdm
 from search import data as data_mod
 from search import runner
 from search.errors import SearchError, UsageError
-from search.objective import Objective, ObjectiveConfig
-from search.publish import Publisher, artifact_dir_for
+from search.objective import ObjectiveConfig
 from search.samplers import DEFAULT_PRUNER, MULTI_OBJECTIVE, PRUNERS, SAMPLERS
-from search.space import DESIGNS
+from search.space import DESIGNS, Space
 from search.storage import DEFAULT_STORAGE
 from search.study import StudySettings, open_study, parse_objectives, resolve_space
-from search.summary import format_table, pareto_rows, pct, rows_for_trials, summary_rows
+from search.summary import format_table, pareto_rows, summary_rows
+from search.worker import WorkerSpec, run_local_workers, work
 
 EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
 
@@ -140,6 +139,18 @@ def build_parser() -> argparse.ArgumentParser:
     out = p.add_mutually_exclusive_group()
     out.add_argument("--quiet", action="store_true", help="print only the summary")
     out.add_argument("--verbose", action="store_true", help="print every epoch")
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        default=1,
+        help="worker processes on this machine (each gets cores/N threads)",
+    )
+    p.add_argument(
+        "--create-only",
+        action="store_true",
+        help="create the study (queue its grid, fetch the data) and leave the "
+        "trials to workers (python -m search.worker)",
+    )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
@@ -188,6 +199,20 @@ def settings_from(args: argparse.Namespace, space_name: str) -> StudySettings:
 DEFAULT_SAMPLER_TRIALS = 50
 
 
+def run_in_workers(study: optuna.Study, space: Space, spec: WorkerSpec, n: int, bar: tqdm) -> None:
+    """n local worker processes. Between rounds this process fails the trials of workers that
+    died (SIGKILL, out of memory) and requeues failed grid points that have retries left."""
+
+    def progress() -> None:
+        bar.n = len(study.get_trials(deepcopy=False, states=runner.DONE))
+        bar.refresh()
+
+    for _ in range(spec.runner.max_retries + 1):
+        run_local_workers(spec, n, progress)
+        if not space.is_grid or not runner.recover(study, space, spec.runner.max_retries):
+            break
+
+
 def execute(args: argparse.Namespace) -> int:
     draft = settings_from(args, "")
     space = resolve_space(draft.sampler, args.design, args.space, args.max_epochs)
@@ -200,27 +225,44 @@ def execute(args: argparse.Namespace) -> int:
     if space.is_grid:
         runner.enqueue_missing(study, space, cfg.max_retries)
     total, todo = runner.planned(study, space, cfg)
-    if todo:
-        data_cfg = data_mod.DataConfig(
+    spec = WorkerSpec(
+        storage=args.storage,
+        study_name=study.study_name,
+        space=space,
+        data=data_mod.DataConfig(
             dataset=args.dataset,
             data_dir=args.data_dir or data_mod.default_data_dir(),
             val_size=args.val_size,
             train_limit=args.train_limit,
             seed=args.seed,
+        ),
+        objective=ObjectiveConfig(args.seed, args.max_epochs, settings.objectives),
+        runner=cfg,
+        sampler=settings.sampler,
+        pruner=settings.pruner,
+        device=str(device),
+        artifact_dir=args.artifact_dir or "",
+        verbose=args.verbose,
+        quiet=args.quiet,
+    )
+    if args.create_only:
+        data_mod.load(spec.data, "cpu")  # downloads it once, before any worker starts
+        print(
+            f"study {study.study_name} is ready in {args.storage}: {todo} trials to run; "
+            f"start workers with python -m search.worker --storage URL --study-name "
+            f"{study.study_name}"
         )
-        splits = data_mod.load(data_cfg, device)
-        artifacts = (
-            Path(args.artifact_dir) if args.artifact_dir else artifact_dir_for(args.storage)
+        return 0
+    if todo:
+        # Load (and so check) the data before any progress is drawn; workers load their own.
+        splits = data_mod.load(spec.data, device)
+        if args.workers > 1:
+            del splits
+            splits = None
+        say(
+            f"study {study.study_name}: {todo} trials to run on {device}"
+            + (f" with {args.workers} workers" if args.workers > 1 else "")
         )
-        publisher = Publisher(study, space, artifacts, warn=say)
-        objective = Objective(
-            space,
-            splits,
-            ObjectiveConfig(args.seed, args.max_epochs, settings.objectives),
-            log=say if args.verbose else None,
-            after_fit=publisher.after_fit,
-        )
-        say(f"study {study.study_name}: {todo} trials to run on {device}")
         with tqdm(
             total=total,
             initial=total - todo,
@@ -229,18 +271,10 @@ def execute(args: argparse.Namespace) -> int:
             disable=args.quiet,
             file=sys.stderr,
         ) as bar:
-
-            def on_done(t: optuna.trial.FrozenTrial) -> None:
-                bar.update(1)
-                publisher.after_trial(t)
-                row = rows_for_trials([t], space)[0]
-                say(
-                    f"trial {t.number} {row['params']}: {t.state.name} val "
-                    f"{pct(row['val_acc'])} test {pct(row['test_acc'])} "
-                    f"{row['seconds'] or 0:.1f} s {row['note']}".rstrip()
-                )
-
-            runner.run(study, space, objective, cfg, on_done)
+            if args.workers == 1:
+                work(spec, on_done=lambda _t: bar.update(1), say=say, splits=splits)
+            else:
+                run_in_workers(study, space, spec, args.workers, bar)
     print(f"study {study.study_name} in {args.storage}")
     label = "differs from baseline" if space.is_grid else "parameters"
     if len(settings.objectives) > 1:

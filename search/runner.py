@@ -11,6 +11,7 @@ import contextlib
 import signal
 import threading
 import time
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -22,7 +23,14 @@ from optuna.trial import FrozenTrial, TrialState
 from search.errors import SearchError
 from search.objective import Objective
 from search.space import Space, point_key
-from search.storage import worker_identity
+from search.storage import (
+    HEARTBEAT_S,
+    fail_orphaned_trials,
+    fail_stale_trials,
+    grid_lock,
+    rdb,
+    worker_identity,
+)
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 PENDING = (TrialState.WAITING, TrialState.RUNNING)
@@ -50,16 +58,48 @@ def grid_status(study: optuna.Study, space: Space) -> dict[str, Counter]:
 
 
 def enqueue_missing(study: optuna.Study, space: Space, max_retries: int) -> int:
-    """Queue every grid point that is neither done, nor queued or running, nor out of retries."""
+    """Queue every grid point that is neither done, nor queued or running, nor out of retries.
+
+    Under the study's lock, so that two processes never queue the same point twice.
+    """
     added = 0
-    status = grid_status(study, space)
-    for point in space.points:
-        counts = status[point_key(point)]
-        if any(counts[s] for s in DONE + PENDING) or counts[TrialState.FAIL] > max_retries:
-            continue
-        study.enqueue_trial(point, user_attrs={"point": point_key(point)})
-        added += 1
+    with grid_lock(rdb(study), study.study_name):
+        status = grid_status(study, space)
+        for point in space.points:
+            counts = status[point_key(point)]
+            if any(counts[s] for s in DONE + PENDING) or counts[TrialState.FAIL] > max_retries:
+                continue
+            study.enqueue_trial(point, user_attrs={"point": point_key(point)})
+            added += 1
     return added
+
+
+def recover(study: optuna.Study, space: Space, max_retries: int) -> int:
+    """Fail the trials of dead workers (here: by process id; anywhere: by heartbeat) and
+    queue their points again; return how many points were queued."""
+    fail_orphaned_trials(rdb(study), study)
+    fail_stale_trials(study)
+    return enqueue_missing(study, space, max_retries) if space.is_grid else 0
+
+
+@contextlib.contextmanager
+def heartbeat(study: optuna.Study, trial_id: int) -> Iterator[None]:
+    """Record that this trial is alive every HEARTBEAT_S seconds while the block runs."""
+    storage, stop = rdb(study), threading.Event()
+
+    def beat() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(Exception):  # a missed beat only delays nothing
+                storage.record_heartbeat(trial_id)
+            stop.wait(HEARTBEAT_S)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
 
 
 @contextlib.contextmanager
@@ -106,7 +146,8 @@ def _claim(study: optuna.Study) -> optuna.Trial | None:
 def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective) -> FrozenTrial:
     """Run the objective and finish the trial; a failure is recorded, never left RUNNING."""
     try:
-        outcome = objective(trial)
+        with heartbeat(study, trial._trial_id):
+            outcome = objective(trial)
     except KeyboardInterrupt:
         trial.set_user_attr("fail_reason", "interrupted")
         study.tell(trial, state=TrialState.FAIL)
@@ -169,13 +210,19 @@ def run(
             break
         if space.is_grid:
             trial = claim_waiting(study)
-            # An empty queue may still leave failed points with retries to spare.
-            if trial is None and enqueue_missing(study, space, cfg.max_retries):
+            # An empty queue may still leave failed points with retries to spare, or points
+            # of workers that died; while others run, one of theirs may yet need a rerun.
+            if trial is None and recover(study, space, cfg.max_retries):
                 trial = claim_waiting(study)
             if trial is None:
+                if study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                    time.sleep(HEARTBEAT_S)
+                    continue
                 break
         else:
-            with _no_sigint():
+            with _no_sigint(), warnings.catch_warnings():
+                # Optuna warns that heartbeats go with study.optimize: this loop beats itself.
+                warnings.simplefilter("ignore", UserWarning)
                 trial = study.ask()
                 study._storage.set_trial_user_attr(trial._trial_id, "worker", worker_identity())
         frozen = run_trial(study, trial, objective)

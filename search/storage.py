@@ -7,10 +7,14 @@ dashboard) never block the search, and fails trials whose process died while the
 
 from __future__ import annotations
 
+import contextlib
 import datetime
+import fcntl
+import hashlib
 import os
 import socket
 import sqlite3
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -23,6 +27,10 @@ from search.errors import StorageError
 DEFAULT_STORAGE = "sqlite:///study_db/mnist.db"
 SQLITE_BUSY_TIMEOUT_S = 60  # how long a writer waits for the SQLite lock before giving up
 OWNERLESS_GRACE_S = 60
+# Every running trial records a heartbeat this often; one silent for GRACE_S belonged to a
+# worker that died (on any machine) and is failed by the next worker that looks.
+HEARTBEAT_S = 5
+GRACE_S = 30
 
 
 def _display(url: str) -> str:
@@ -82,7 +90,9 @@ def open_storage(url: str, must_exist: bool = False) -> RDBStorage:
                 con.execute("PRAGMA journal_mode=WAL")
         engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     try:
-        return RDBStorage(url, engine_kwargs=engine_kwargs)
+        return RDBStorage(
+            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
+        )
     except ImportError as e:
         raise StorageError(f"--storage {shown}: the database driver is missing ({e})") from None
     except Exception as e:  # noqa: BLE001 - sqlalchemy and Optuna raise many kinds here
@@ -132,6 +142,54 @@ def fail_orphaned_trials(
         storage.set_trial_state_values(t._trial_id, TrialState.FAIL)
         failed.append(t.number)
     return failed
+
+
+def rdb(study: optuna.Study) -> RDBStorage:
+    """The RDBStorage behind a study (Optuna wraps it in a cache)."""
+    storage = study._storage
+    return getattr(storage, "_backend", storage)
+
+
+@contextlib.contextmanager
+def grid_lock(storage: RDBStorage, study_name: str) -> Iterator[None]:
+    """One process at a time may change a study's queue, so that no point is queued twice.
+
+    SQLite is always on this machine: a lock file beside it. PostgreSQL and MySQL: a lock
+    named after the study, held on a connection of its own, released when the block ends.
+    """
+    url = sqlalchemy.engine.make_url(storage.url)
+    backend = url.get_backend_name()
+    if backend == "sqlite":
+        if url.database in (None, "", ":memory:"):  # one process only: nothing to guard
+            yield
+            return
+        with open(Path(url.database).with_suffix(".lock"), "a") as f:
+            fcntl.flock(f, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(f, fcntl.LOCK_UN)
+        return
+    key = int.from_bytes(hashlib.sha1(study_name.encode()).digest()[:7], "big")
+    with storage.engine.connect() as con:
+        if backend == "postgresql":
+            con.exec_driver_sql(f"SELECT pg_advisory_lock({key})")
+            unlock = f"SELECT pg_advisory_unlock({key})"
+        elif backend in ("mysql", "mariadb"):
+            con.exec_driver_sql(f"SELECT GET_LOCK('search-{key}', 600)")
+            unlock = f"SELECT RELEASE_LOCK('search-{key}')"
+        else:
+            unlock = ""
+        try:
+            yield
+        finally:
+            if unlock:
+                con.exec_driver_sql(unlock)
+
+
+def fail_stale_trials(study: optuna.Study) -> None:
+    """Fail running trials whose heartbeat stopped (their worker died, on any machine)."""
+    optuna.storages.fail_stale_trials(study)
 
 
 def load_existing_study(storage_url: str, study_name: str) -> optuna.Study:

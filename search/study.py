@@ -17,7 +17,7 @@ from search.errors import UsageError
 from search.objective import OBJECTIVES
 from search.samplers import make_pruner, make_sampler
 from search.space import Space, design, load_space
-from search.storage import fail_orphaned_trials, open_storage
+from search.storage import fail_orphaned_trials, fail_stale_trials, open_storage
 
 DEFAULT_MAX_EPOCHS = 25  # the largest epoch count of the reference (bounds Hyperband)
 
@@ -129,4 +129,5 @@ def open_study(
             "resume it with the same options or choose another --study-name"
         )
     fail_orphaned_trials(storage, study)
+    fail_stale_trials(study)
     return study

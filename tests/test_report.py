@@ -227,10 +227,15 @@ def test_dashboard_page_shows_the_study_in_a_real_browser(dashboard, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_report_and_the_dashboard_read_while_a_search_writes(big_root, tmp_path):
+def test_a_report_and_the_dashboard_read_while_two_workers_write(big_root, tmp_path):
     db = tmp_path / "live.db"
     search = subprocess.Popen(
-        [sys.executable, "-m", "search.run", *args(big_root, db, "--max-epochs", "3")],
+        [
+            sys.executable,
+            "-m",
+            "search.run",
+            *args(big_root, db, "--max-epochs", "3", "--workers", "2"),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

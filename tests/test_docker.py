@@ -1,0 +1,38 @@
+"""The Docker files: compose validates, and the image installs exactly as the README says."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from .test_readme import quick_start_commands
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_the_image_installs_the_project_with_the_readmes_step():
+    run, _ = quick_start_commands()
+    install = run.split(" && .venv/bin/python")[0]
+    assert f"RUN {install}\n" in (ROOT / "docker" / "Dockerfile").read_text()
+
+
+def test_docker_compose_accepts_the_compose_file():
+    tool = shutil.which("docker-compose")
+    if tool is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but docker-compose is missing (.ci/run installs it)")
+        pytest.skip("docker-compose is not installed: apt-get install docker-compose")
+    done = subprocess.run(
+        [tool, "-f", str(ROOT / "docker" / "compose.yaml"), "config"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    for service in ("postgres", "create-study", "worker", "dashboard"):
+        assert f"{service}:" in done.stdout
+    assert "127.0.0.1" in done.stdout  # the dashboard is bound to this machine by default

@@ -1,0 +1,211 @@
+"""Several workers on one study: every grid point exactly once, on SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import optuna
+import pytest
+
+from .test_run import completed_points
+
+PG = os.environ.get("SEARCH_TEST_POSTGRES_URL")
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh PostgreSQL database of its own, dropped afterwards."""
+    if not PG:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but SEARCH_TEST_POSTGRES_URL is not")
+        pytest.skip(
+            "SEARCH_TEST_POSTGRES_URL is unset (e.g. postgresql+psycopg://postgres@"
+            "127.0.0.1:5432/postgres)"
+        )
+    import sqlalchemy
+
+    name = f"search_test_{uuid.uuid4().hex[:10]}"
+    admin = sqlalchemy.create_engine(PG, isolation_level="AUTOCOMMIT")
+    with admin.connect() as con:
+        con.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sqlalchemy.engine.make_url(PG).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as con:
+        con.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+def run_workers(root: Path, storage: str, n: int, *extra: str) -> subprocess.CompletedProcess:
+    argv = [
+        "--data-dir",
+        str(root),
+        "--storage",
+        storage,
+        "--val-size",
+        "200",
+        "--quiet",
+        "--max-epochs",
+        "1",
+        "--workers",
+        str(n),
+        *extra,
+    ]
+    return subprocess.run(
+        [sys.executable, "-m", "search.run", *argv], capture_output=True, text=True, timeout=600
+    )
+
+
+def check_exactly_once(storage: str, name: str = "mnist-ofat-e1") -> list:
+    trials = optuna.load_study(study_name=name, storage=storage).get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 15
+    assert len(set(completed_points(trials))) == 15
+    return trials
+
+
+@pytest.mark.slow
+def test_four_workers_on_sqlite_complete_each_ofat_point_once(tiny_root, tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    done = run_workers(tiny_root, storage, 4)
+    assert done.returncode == 0, done.stderr
+    assert "locked" not in done.stderr
+    trials = check_exactly_once(storage)
+    owners = {t.user_attrs["worker"]["pid"] for t in trials}
+    assert len(owners) >= 2  # the work really was shared
+
+
+@pytest.mark.slow
+def test_four_workers_on_postgresql_complete_each_ofat_point_once(tiny_root, pg_url):
+    done = run_workers(tiny_root, pg_url, 4)
+    assert done.returncode == 0, done.stderr
+    check_exactly_once(pg_url)
+
+
+@pytest.mark.slow
+def test_a_late_worker_only_takes_unclaimed_points(tiny_root, tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    first = run_workers(tiny_root, storage, 1, "--n-trials", "6")
+    assert first.returncode == 0, first.stderr
+    before = {
+        t.number: t.datetime_complete
+        for t in optuna.load_study(study_name="mnist-ofat-e1", storage=storage).get_trials()
+        if t.state.name == "COMPLETE"
+    }
+    assert len(before) == 6
+    late = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "search.worker",
+            "--storage",
+            storage,
+            "--study-name",
+            "mnist-ofat-e1",
+            "--data-dir",
+            str(tiny_root),
+            "--quiet",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert late.returncode == 0, late.stderr
+    assert "worker ran 9 trials" in late.stdout
+    trials = check_exactly_once(storage)
+    assert all(trials[n].datetime_complete == when for n, when in before.items())
+
+
+@pytest.mark.slow
+def test_a_killed_worker_leaves_no_trial_running_and_its_point_is_rerun(big_root, tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    argv = [
+        "--data-dir",
+        str(big_root),
+        "--storage",
+        storage,
+        "--val-size",
+        "200",
+        "--quiet",
+        "--max-epochs",
+        "3",
+        "--workers",
+        "2",
+    ]
+    parent = subprocess.Popen(
+        [sys.executable, "-m", "search.run", *argv],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    victim = None
+    deadline = time.monotonic() + 180
+    while victim is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            study = optuna.load_study(study_name="mnist-ofat-e3", storage=storage)
+        except KeyError:
+            continue
+        running = [
+            t for t in study.get_trials() if t.state.name == "RUNNING" and "worker" in t.user_attrs
+        ]
+        done = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
+        if running and len(done) >= 2:
+            victim = running[0]
+            os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
+    assert victim is not None, "no trial to kill"
+    out, err = parent.communicate(timeout=600)
+    assert parent.returncode == 0, err
+    trials = optuna.load_study(study_name="mnist-ofat-e3", storage=storage).get_trials()
+    killed = trials[victim.number]
+    assert killed.state.name == "FAIL" and "interrupted" in killed.user_attrs["fail_reason"]
+    assert len(set(completed_points(trials))) == len(completed_points(trials)) == 15
+    assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_every_worker_and_the_next_run_reruns_their_trials(big_root, tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    argv = [
+        "--data-dir",
+        str(big_root),
+        "--storage",
+        storage,
+        "--val-size",
+        "200",
+        "--quiet",
+        "--max-epochs",
+        "3",
+        "--workers",
+        "2",
+    ]
+    cmd = [sys.executable, "-m", "search.run", *argv]
+    # A terminal's Ctrl-C reaches the whole process group: the parent and its workers.
+    parent = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        try:
+            trials = optuna.load_study(study_name="mnist-ofat-e3", storage=storage).get_trials()
+        except KeyError:
+            continue
+        states = [t.state.name for t in trials]
+        if states.count("COMPLETE") >= 2 and states.count("RUNNING") >= 1:
+            os.killpg(parent.pid, signal.SIGINT)
+            break
+    out, err = parent.communicate(timeout=120)
+    assert parent.returncode == 130, err
+    trials = optuna.load_study(study_name="mnist-ofat-e3", storage=storage).get_trials()
+    assert "RUNNING" not in [t.state.name for t in trials]
+    interrupted = [t for t in trials if t.user_attrs.get("fail_reason") == "interrupted"]
+    assert interrupted
+    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert rerun.returncode == 0, rerun.stderr
+    trials = optuna.load_study(study_name="mnist-ofat-e3", storage=storage).get_trials()
+    assert len(completed_points(trials)) == len(set(completed_points(trials))) == 15
