@@ -14,6 +14,7 @@ import hashlib
 import os
 import socket
 import sqlite3
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -90,9 +91,14 @@ def open_storage(url: str, must_exist: bool = False) -> RDBStorage:
                 con.execute("PRAGMA journal_mode=WAL")
         engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
     try:
-        return RDBStorage(
-            url, engine_kwargs=engine_kwargs, heartbeat_interval=HEARTBEAT_S, grace_period=GRACE_S
-        )
+        with warnings.catch_warnings():  # heartbeats are flagged experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=HEARTBEAT_S,
+                grace_period=GRACE_S,
+            )
     except ImportError as e:
         raise StorageError(f"--storage {shown}: the database driver is missing ({e})") from None
     except Exception as e:  # noqa: BLE001 - sqlalchemy and Optuna raise many kinds here
@@ -112,7 +118,10 @@ def _alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:  # a killed child that its parent has not reaped yet is a zombie: dead all the same
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return True
 
 
 def fail_orphaned_trials(
@@ -187,9 +196,20 @@ def grid_lock(storage: RDBStorage, study_name: str) -> Iterator[None]:
                 con.exec_driver_sql(unlock)
 
 
-def fail_stale_trials(study: optuna.Study) -> None:
+def fail_stale_trials(study: optuna.Study) -> list[int]:
     """Fail running trials whose heartbeat stopped (their worker died, on any machine)."""
-    optuna.storages.fail_stale_trials(study)
+    storage = rdb(study)
+    failed = []
+    for trial_id in storage._get_stale_trial_ids(study._study_id):  # Optuna's own query
+        try:
+            storage.set_trial_user_attr(
+                trial_id, "fail_reason", f"interrupted: no heartbeat for {GRACE_S} s"
+            )
+            if storage.set_trial_state_values(trial_id, TrialState.FAIL):
+                failed.append(trial_id)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            pass  # another worker got there first
+    return failed
 
 
 def load_existing_study(storage_url: str, study_name: str) -> optuna.Study:

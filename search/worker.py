@@ -133,7 +133,7 @@ def run_local_workers(spec: WorkerSpec, n: int, progress: Callable[[], None]) ->
     for p in procs:
         p.start()
     try:
-        while any(p.is_alive() for p in procs):
+        while sum([p.is_alive() for p in procs]):  # every one polled, so the dead are reaped
             progress()
             time.sleep(POLL_S)
     except KeyboardInterrupt:

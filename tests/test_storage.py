@@ -65,3 +65,22 @@ def test_a_trial_claimed_without_an_owner_is_failed_only_after_the_grace_period(
     assert fail_orphaned_trials(storage, study) == []
     later = datetime.datetime.now() + datetime.timedelta(seconds=OWNERLESS_GRACE_S + 1)
     assert fail_orphaned_trials(storage, study, now=later) == [0]
+
+
+def test_a_trial_whose_heartbeat_stopped_is_failed_with_the_reason(tmp_path):
+    from search.storage import GRACE_S, fail_stale_trials, rdb
+
+    storage = open_storage(f"sqlite:///{tmp_path}/s.db")
+    study = optuna.create_study(storage=storage)
+    silent, beating = study.ask(), study.ask()
+    for t in (silent, beating):
+        rdb(study).record_heartbeat(t._trial_id)
+    with sqlite3.connect(tmp_path / "s.db") as con:  # the silent one last beat long ago
+        con.execute(
+            f"UPDATE trial_heartbeats SET heartbeat = datetime('now', '-{GRACE_S + 5} "
+            f"seconds') WHERE trial_id = {silent._trial_id}"
+        )
+    assert fail_stale_trials(study) == [silent._trial_id]
+    first, second = study.get_trials()
+    assert first.state.name == "FAIL" and "no heartbeat" in first.user_attrs["fail_reason"]
+    assert second.state.name == "RUNNING"

@@ -120,12 +120,10 @@ def test_a_late_worker_only_takes_unclaimed_points(tiny_root, tmp_path):
     assert all(trials[n].datetime_complete == when for n, when in before.items())
 
 
-@pytest.mark.slow
-def test_a_killed_worker_leaves_no_trial_running_and_its_point_is_rerun(big_root, tmp_path):
-    storage = f"sqlite:///{tmp_path}/s.db"
+def start_two_workers(root: Path, storage: str) -> subprocess.Popen:
     argv = [
         "--data-dir",
-        str(big_root),
+        str(root),
         "--storage",
         storage,
         "--val-size",
@@ -136,28 +134,37 @@ def test_a_killed_worker_leaves_no_trial_running_and_its_point_is_rerun(big_root
         "--workers",
         "2",
     ]
-    parent = subprocess.Popen(
+    # A session of its own: a terminal's Ctrl-C reaches the whole group, parent and workers.
+    return subprocess.Popen(
         [sys.executable, "-m", "search.run", *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,
     )
-    victim = None
+
+
+def wait_mid_study(storage: str, name: str = "mnist-ofat-e3") -> optuna.trial.FrozenTrial:
+    """Wait until two trials are done and one (with an owner) runs; return the running one."""
     deadline = time.monotonic() + 180
-    while victim is None and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
         time.sleep(0.2)
         try:
-            study = optuna.load_study(study_name="mnist-ofat-e3", storage=storage)
+            trials = optuna.load_study(study_name=name, storage=storage).get_trials()
         except KeyError:
             continue
-        running = [
-            t for t in study.get_trials() if t.state.name == "RUNNING" and "worker" in t.user_attrs
-        ]
-        done = [t for t in study.get_trials() if t.state.name == "COMPLETE"]
-        if running and len(done) >= 2:
-            victim = running[0]
-            os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
-    assert victim is not None, "no trial to kill"
+        running = [t for t in trials if t.state.name == "RUNNING" and "worker" in t.user_attrs]
+        if running and sum(t.state.name == "COMPLETE" for t in trials) >= 2:
+            return running[0]
+    pytest.fail("the study never reached a point with a trial running")
+
+
+@pytest.mark.slow
+def test_a_killed_worker_leaves_no_trial_running_and_its_point_is_rerun(big_root, tmp_path):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    parent = start_two_workers(big_root, storage)
+    victim = wait_mid_study(storage)
+    os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
     out, err = parent.communicate(timeout=600)
     assert parent.returncode == 0, err
     trials = optuna.load_study(study_name="mnist-ofat-e3", storage=storage).get_trials()
@@ -170,42 +177,16 @@ def test_a_killed_worker_leaves_no_trial_running_and_its_point_is_rerun(big_root
 @pytest.mark.slow
 def test_ctrl_c_stops_every_worker_and_the_next_run_reruns_their_trials(big_root, tmp_path):
     storage = f"sqlite:///{tmp_path}/s.db"
-    argv = [
-        "--data-dir",
-        str(big_root),
-        "--storage",
-        storage,
-        "--val-size",
-        "200",
-        "--quiet",
-        "--max-epochs",
-        "3",
-        "--workers",
-        "2",
-    ]
-    cmd = [sys.executable, "-m", "search.run", *argv]
-    # A terminal's Ctrl-C reaches the whole process group: the parent and its workers.
-    parent = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True
-    )
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        try:
-            trials = optuna.load_study(study_name="mnist-ofat-e3", storage=storage).get_trials()
-        except KeyError:
-            continue
-        states = [t.state.name for t in trials]
-        if states.count("COMPLETE") >= 2 and states.count("RUNNING") >= 1:
-            os.killpg(parent.pid, signal.SIGINT)
-            break
+    parent = start_two_workers(big_root, storage)
+    wait_mid_study(storage)
+    os.killpg(parent.pid, signal.SIGINT)
     out, err = parent.communicate(timeout=120)
     assert parent.returncode == 130, err
     trials = optuna.load_study(study_name="mnist-ofat-e3", storage=storage).get_trials()
     assert "RUNNING" not in [t.state.name for t in trials]
-    interrupted = [t for t in trials if t.user_attrs.get("fail_reason") == "interrupted"]
-    assert interrupted
-    rerun = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-    assert rerun.returncode == 0, rerun.stderr
+    assert [t for t in trials if t.user_attrs.get("fail_reason") == "interrupted"]
+    rerun = start_two_workers(big_root, storage)
+    out, err = rerun.communicate(timeout=600)
+    assert rerun.returncode == 0, err
     trials = optuna.load_study(study_name="mnist-ofat-e3", storage=storage).get_trials()
     assert len(completed_points(trials)) == len(set(completed_points(trials))) == 15
