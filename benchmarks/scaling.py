@@ -2,7 +2,7 @@
 
     python benchmarks/scaling.py [--workers 1,2,4] [--storage-url URL] [--extra "..."]
 
-Each run is the ofat design (default ``--max-epochs 3 --train-limit 20000``) on a fresh
+Each run is the ofat design (default ``--max-epochs 5``, all 55,000 images) on a fresh
 database (SQLite by default; a PostgreSQL server URL with ``--storage-url``, one fresh database
 per run). It prints trials per minute, the speed-up over one worker, and the storage time per
 trial: the part of a trial's wall time spent outside training (Optuna and the database). The
@@ -40,7 +40,7 @@ def main() -> None:
     p.add_argument("--workers", default="1,2,4")
     p.add_argument("--storage-url", default=None)
     p.add_argument("--data-dir", default=default_data_dir())
-    p.add_argument("--extra", default="--max-epochs 3 --train-limit 20000")
+    p.add_argument("--extra", default="--max-epochs 5")
     args = p.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     print("workers | trials/min | speed-up | storage s/trial | wall s")

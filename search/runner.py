@@ -33,6 +33,7 @@ from search.storage import (
 )
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+IDLE_POLL_S = 1.0  # an idle worker looks this often for a point to rerun while others run
 PENDING = (TrialState.WAITING, TrialState.RUNNING)
 
 
@@ -216,7 +217,7 @@ def run(
                 trial = claim_waiting(study)
             if trial is None:
                 if study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-                    time.sleep(HEARTBEAT_S)
+                    time.sleep(IDLE_POLL_S)
                     continue
                 break
         else:
