@@ -35,6 +35,15 @@ def fresh_storage(base: str | None, tmp: str) -> str:
     return sqlalchemy.engine.make_url(base).set(database=name).render_as_string(False)
 
 
+def drop_storage(base: str | None, storage: str) -> None:
+    if base is None:
+        return  # the SQLite file goes with the temporary folder
+    name = sqlalchemy.engine.make_url(storage).database
+    engine = sqlalchemy.create_engine(base, isolation_level="AUTOCOMMIT")
+    with engine.connect() as con:
+        con.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--workers", default="1,2,4")
@@ -60,6 +69,7 @@ def main() -> None:
             trials = optuna.load_study(study_name="scaling", storage=storage).get_trials()
             overhead = [(t.datetime_complete - t.datetime_start).total_seconds()
                         - t.user_attrs["seconds"] for t in trials]
+            drop_storage(args.storage_url, storage)
             rate = len(trials) / wall * 60
             base_rate = base_rate or rate
             print(f"{n} | {rate:.1f} | {rate / base_rate:.2f}x | "

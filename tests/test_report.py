@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -196,14 +197,14 @@ def test_dashboard_api_shows_the_study_its_note_figures_and_artifacts(dashboard)
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def test_dashboard_page_shows_the_study_in_a_real_browser(dashboard, tmp_path):
+def test_dashboard_pages_show_the_study_in_a_real_browser(dashboard, tmp_path):
     if CHROMIUM is None:
         if os.environ.get("CI"):
             pytest.fail("CI is set but chromium is missing (.ci/run installs it)")
         pytest.skip("no chromium here: apt-get install chromium chromium-driver")
     studies = json.loads(_get(f"{dashboard}/api/studies"))["study_summaries"]
     study_id = next(s["study_id"] for s in studies if s["study_name"] == NAME)
-    url = f"{dashboard}/dashboard/studies/{study_id}"
+    page = f"{dashboard}/dashboard/studies/{study_id}"
     flags = [
         CHROMIUM,
         "--headless",
@@ -216,13 +217,22 @@ def test_dashboard_page_shows_the_study_in_a_real_browser(dashboard, tmp_path):
         "--virtual-time-budget=20000",
         "--window-size=1400,1800",
     ]
-    dom = subprocess.run(
-        [*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120
-    ).stdout
-    shot = tmp_path / "dashboard.png"
-    subprocess.run([*flags, f"--screenshot={shot}", url], capture_output=True, timeout=120)
-    assert NAME in dom
-    assert "activation: one curve per value" in dom  # the custom ofat figure's title
+
+    def text_of(url: str) -> str:
+        dom = subprocess.run(
+            [*flags, "--dump-dom", url], capture_output=True, text=True, timeout=120
+        ).stdout
+        return re.sub(r"<[^>]+>", " ", dom)
+
+    overview = text_of(page)
+    assert NAME in overview
+    assert "activation: one curve per value" in overview  # a custom ofat figure
+    assert "Current best: trial" in text_of(f"{page}/note")
+    trials = text_of(f"{page}/trials")
+    assert {f"Trial {n}" for n in range(15)} <= set(re.findall(r"Trial \d+", trials))
+    assert "learning-curve.csv" in trials and "weights.pt" in trials  # the artifacts
+    shot = tmp_path / "dashboard.png"  # kept in the test's folder for a person to look at
+    subprocess.run([*flags, f"--screenshot={shot}", page], capture_output=True, timeout=120)
     assert shot.stat().st_size > 10_000
 
 
