@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import tempfile
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
@@ -23,6 +22,7 @@ from optuna.trial import TrialState
 
 from search.figures import factor_effects, factor_figure, factor_panels, overview_figure
 from search.space import Space
+from search.storage import state_counts
 from search.train import TrainResult
 
 
@@ -117,7 +117,7 @@ class Publisher:
 
     def note(self) -> str:
         s = self.study
-        states = Counter(t.state.name for t in s.get_trials(deepcopy=False))
+        states = state_counts(s)
         settings = s.user_attrs.get("settings", {})
         lines = [
             f"## {s.study_name}",

@@ -29,6 +29,7 @@ from search.storage import (
     fail_stale_trials,
     grid_lock,
     rdb,
+    trial_ids,
     worker_identity,
 )
 
@@ -132,13 +133,14 @@ def claim_waiting(study: optuna.Study) -> optuna.Trial | None:
 def _claim(study: optuna.Study) -> optuna.Trial | None:
     storage = study._storage
     me = worker_identity()
+    # get_trials (not a bare query) also tells Optuna's trial cache about the trial claimed.
     for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         try:
             if not storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
-                continue
+                continue  # another worker won it
         except UpdateFinishedTrialError:
             continue
-        # Killed right here, the trial has no owner: storage.fail_orphaned_trials allows for it.
+        # Killed right here, the trial has no owner: fail_orphaned_trials allows for it.
         storage.set_trial_user_attr(t._trial_id, "worker", me)
         return optuna.Trial(study, t._trial_id)
     return None
@@ -165,7 +167,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective) ->
 
 
 def _started(study: optuna.Study) -> int:
-    return len(study.get_trials(deepcopy=False, states=DONE + (TrialState.RUNNING,)))
+    return len(trial_ids(study, DONE + (TrialState.RUNNING,)))
 
 
 def study_seconds(study: optuna.Study) -> float:
@@ -181,7 +183,7 @@ def planned(study: optuna.Study, space: Space, cfg: RunnerConfig) -> tuple[int, 
     """(trials in the plan, trials still to run) for a progress bar over the whole study."""
     budget_left = None if cfg.n_trials is None else max(0, cfg.n_trials - _started(study))
     if space.is_grid:
-        waiting = len(study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+        waiting = len(trial_ids(study, (TrialState.WAITING,)))
         todo = waiting if budget_left is None else min(waiting, budget_left)
         total = len(space.points) if cfg.n_trials is None else min(len(space.points), cfg.n_trials)
     else:

@@ -15,6 +15,7 @@ import os
 import socket
 import sqlite3
 import warnings
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -194,6 +195,39 @@ def grid_lock(storage: RDBStorage, study_name: str) -> Iterator[None]:
         finally:
             if unlock:
                 con.exec_driver_sql(unlock)
+
+
+def trial_ids(
+    study: optuna.Study, states: tuple[TrialState, ...], limit: int | None = None
+) -> list[int]:
+    """Ids of the study's trials in ``states``, oldest first, from one indexed query.
+
+    ``study.get_trials`` would load every such trial with its attributes; on a 2,187-point grid
+    that is most of a second, for each claim.
+    """
+    from optuna.storages._rdb.models import TrialModel  # Optuna's schema, stable since v1
+
+    query = (
+        sqlalchemy.select(TrialModel.trial_id)
+        .where(TrialModel.study_id == study._study_id, TrialModel.state.in_(states))
+        .order_by(TrialModel.trial_id)
+        .limit(limit)
+    )
+    with rdb(study).engine.connect() as con:
+        return list(con.execute(query).scalars())
+
+
+def state_counts(study: optuna.Study) -> Counter[str]:
+    """How many of the study's trials are in each state, by name, from one query."""
+    from optuna.storages._rdb.models import TrialModel
+
+    query = (
+        sqlalchemy.select(TrialModel.state, sqlalchemy.func.count())
+        .where(TrialModel.study_id == study._study_id)
+        .group_by(TrialModel.state)
+    )
+    with rdb(study).engine.connect() as con:
+        return Counter({state.name: n for state, n in con.execute(query)})
 
 
 def fail_stale_trials(study: optuna.Study) -> list[int]:
