@@ -41,14 +41,24 @@ def pg_url():
     admin.dispose()
 
 
-def run_workers(root: Path, storage: str, n: int, *extra: str) -> subprocess.CompletedProcess:
+@pytest.fixture
+def ofat_data(tiny_root) -> tuple[list[str], str]:
+    """The issue's setting, the real MNIST with --train-limit 2000, where it is here; else the
+    synthetic digits. Returns the data options and the study's default name."""
+    real = os.environ.get("SEARCH_DATA_DIR")
+    if real and (Path(real) / "MNIST" / "raw").is_dir():
+        return ["--data-dir", real, "--train-limit", "2000"], "mnist-ofat-e1-n2000"
+    return ["--data-dir", str(tiny_root), "--val-size", "200"], "mnist-ofat-e1"
+
+
+def run_workers(
+    root: Path | list[str], storage: str, n: int, *extra: str
+) -> subprocess.CompletedProcess:
+    data = root if isinstance(root, list) else ["--data-dir", str(root), "--val-size", "200"]
     argv = [
-        "--data-dir",
-        str(root),
+        *data,
         "--storage",
         storage,
-        "--val-size",
-        "200",
         "--quiet",
         "--max-epochs",
         "1",
@@ -69,21 +79,23 @@ def check_exactly_once(storage: str, name: str = "mnist-ofat-e1") -> list:
 
 
 @pytest.mark.slow
-def test_four_workers_on_sqlite_complete_each_ofat_point_once(tiny_root, tmp_path):
+def test_four_workers_on_sqlite_complete_each_ofat_point_once(ofat_data, tmp_path):
     storage = f"sqlite:///{tmp_path}/s.db"
-    done = run_workers(tiny_root, storage, 4)
+    data, name = ofat_data
+    done = run_workers(data, storage, 4)
     assert done.returncode == 0, done.stderr
     assert "locked" not in done.stderr
-    trials = check_exactly_once(storage)
+    trials = check_exactly_once(storage, name)
     owners = {t.user_attrs["worker"]["pid"] for t in trials}
     assert len(owners) >= 2  # the work really was shared
 
 
 @pytest.mark.slow
-def test_four_workers_on_postgresql_complete_each_ofat_point_once(tiny_root, pg_url):
-    done = run_workers(tiny_root, pg_url, 4)
+def test_four_workers_on_postgresql_complete_each_ofat_point_once(ofat_data, pg_url):
+    data, name = ofat_data
+    done = run_workers(data, pg_url, 4)
     assert done.returncode == 0, done.stderr
-    check_exactly_once(pg_url)
+    check_exactly_once(pg_url, name)
 
 
 @pytest.mark.slow
