@@ -29,6 +29,7 @@ from search.summary import format_table, pareto_rows, summary_rows
 from search.worker import WorkerSpec, run_local_workers, work
 
 EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
+DEFAULT_SAMPLER_TRIALS = 50  # a sampler's budget when --n-trials is not given
 
 
 def positive_int(text: str) -> int:
@@ -194,9 +195,6 @@ def settings_from(args: argparse.Namespace, space_name: str) -> StudySettings:
         args.train_limit,
         args.val_size,
     )
-
-
-DEFAULT_SAMPLER_TRIALS = 50
 
 
 def run_in_workers(study: optuna.Study, space: Space, spec: WorkerSpec, n: int, bar: tqdm) -> None:
