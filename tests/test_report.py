@@ -160,22 +160,23 @@ def _get(url: str, timeout: float = 60) -> bytes:
             time.sleep(0.2)
 
 
+def start_dashboard(db: Path, port: int) -> subprocess.Popen:
+    cmd = [
+        sys.executable,
+        "-m",
+        "search.dashboard",
+        "--storage",
+        f"sqlite:///{db}",
+        "--port",
+        str(port),
+    ]
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
 @pytest.fixture
 def dashboard(ofat_db):
     port = _free_port()
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "search.dashboard",
-            "--storage",
-            f"sqlite:///{ofat_db}",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = start_dashboard(ofat_db, port)
     try:
         _get(f"http://127.0.0.1:{port}/api/studies")
         yield f"http://127.0.0.1:{port}"
@@ -254,20 +255,7 @@ def test_a_report_and_the_dashboard_read_while_two_workers_write(big_root, tmp_p
     while not db.exists() and time.monotonic() < deadline:
         time.sleep(0.1)
     port = _free_port()
-    dash = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "search.dashboard",
-            "--storage",
-            f"sqlite:///{db}",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    dash = start_dashboard(db, port)
     reads = 0
     try:
         _get(f"http://127.0.0.1:{port}/api/studies")
