@@ -30,9 +30,23 @@ from search.samplers import DEFAULT_PRUNER, SAMPLERS
 
 def one(sampler: str, seed: int, args: argparse.Namespace, folder: Path) -> dict:
     db = folder / f"{sampler}-{seed}.db"
-    argv = ["--sampler", sampler, "--seed", str(seed), "--max-epochs", str(args.max_epochs),
-            "--train-limit", str(args.train_limit), "--data-dir", args.data_dir,
-            "--storage", f"sqlite:///{db}", "--study-name", "s", "--quiet"]
+    argv = [
+        "--sampler",
+        sampler,
+        "--seed",
+        str(seed),
+        "--max-epochs",
+        str(args.max_epochs),
+        "--train-limit",
+        str(args.train_limit),
+        "--data-dir",
+        args.data_dir,
+        "--storage",
+        f"sqlite:///{db}",
+        "--study-name",
+        "s",
+        "--quiet",
+    ]
     if sampler != "grid":
         argv += ["--n-trials", str(args.trials)]
     start = time.perf_counter()
@@ -44,8 +58,13 @@ def one(sampler: str, seed: int, args: argparse.Namespace, folder: Path) -> dict
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{db}")
     top = best_trial(study)
     pruned = len(study.get_trials(states=(optuna.trial.TrialState.PRUNED,)))
-    return {"val": top.values[0], "test": top.user_attrs["test_acc_at_best"], "pruned": pruned,
-            "trials": len(study.get_trials()), "seconds": seconds}
+    return {
+        "val": top.values[0],
+        "test": top.user_attrs["test_acc_at_best"],
+        "pruned": pruned,
+        "trials": len(study.get_trials()),
+        "seconds": seconds,
+    }
 
 
 def main() -> None:
@@ -60,10 +79,20 @@ def main() -> None:
     args = p.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     seeds = [int(s) for s in args.seeds.split(",")]
-    print(f"{args.trials} trials, --max-epochs {args.max_epochs}, --train-limit "
-          f"{args.train_limit}, seeds {seeds}")
-    header = ("sampler", "pruner", "mean best val", "best val", "mean test of best",
-              "pruned", "trials", "seconds")
+    print(
+        f"{args.trials} trials, --max-epochs {args.max_epochs}, --train-limit "
+        f"{args.train_limit}, seeds {seeds}"
+    )
+    header = (
+        "sampler",
+        "pruner",
+        "mean best val",
+        "best val",
+        "mean test of best",
+        "pruned",
+        "trials",
+        "seconds",
+    )
     print(" | ".join(header))
     print(" | ".join("---" for _ in header))
     results = {}
@@ -71,13 +100,21 @@ def main() -> None:
         for sampler in args.samplers.split(","):
             runs = [one(sampler, seed, args, Path(tmp)) for seed in seeds]
             results[sampler] = statistics.mean(r["val"] for r in runs)
-            print(" | ".join([
-                sampler, DEFAULT_PRUNER[sampler], f"{results[sampler]:.2%}",
-                f"{max(r['val'] for r in runs):.2%}",
-                f"{statistics.mean(r['test'] for r in runs):.2%}",
-                str(sum(r["pruned"] for r in runs)), str(sum(r["trials"] for r in runs)),
-                f"{sum(r['seconds'] for r in runs):.0f}",
-            ]), flush=True)
+            print(
+                " | ".join(
+                    [
+                        sampler,
+                        DEFAULT_PRUNER[sampler],
+                        f"{results[sampler]:.2%}",
+                        f"{max(r['val'] for r in runs):.2%}",
+                        f"{statistics.mean(r['test'] for r in runs):.2%}",
+                        str(sum(r["pruned"] for r in runs)),
+                        str(sum(r["trials"] for r in runs)),
+                        f"{sum(r['seconds'] for r in runs):.0f}",
+                    ]
+                ),
+                flush=True,
+            )
     winner = max(results, key=results.get)
     print(f"best sampler: {winner} (mean best validation accuracy {results[winner]:.2%})")
 

@@ -58,22 +58,41 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in (int(w) for w in args.workers.split(",")):
             storage = fresh_storage(args.storage_url, tmp)
-            cmd = [sys.executable, "-m", "search.run", "--sampler", "grid", "--quiet",
-                   "--storage", storage, "--data-dir", args.data_dir, "--workers", str(n),
-                   "--study-name", "scaling", *shlex.split(args.extra)]
+            cmd = [
+                sys.executable,
+                "-m",
+                "search.run",
+                "--sampler",
+                "grid",
+                "--quiet",
+                "--storage",
+                storage,
+                "--data-dir",
+                args.data_dir,
+                "--workers",
+                str(n),
+                "--study-name",
+                "scaling",
+                *shlex.split(args.extra),
+            ]
             start = time.perf_counter()
             done = subprocess.run(cmd, capture_output=True, text=True)
             wall = time.perf_counter() - start
             if done.returncode != 0:
                 raise SystemExit(f"{shlex.join(cmd)} failed:\n{done.stderr}")
             trials = optuna.load_study(study_name="scaling", storage=storage).get_trials()
-            overhead = [(t.datetime_complete - t.datetime_start).total_seconds()
-                        - t.user_attrs["seconds"] for t in trials]
+            overhead = [
+                (t.datetime_complete - t.datetime_start).total_seconds() - t.user_attrs["seconds"]
+                for t in trials
+            ]
             drop_storage(args.storage_url, storage)
             rate = len(trials) / wall * 60
             base_rate = base_rate or rate
-            print(f"{n} | {rate:.1f} | {rate / base_rate:.2f}x | "
-                  f"{sum(overhead) / len(overhead):.3f} | {wall:.1f}", flush=True)
+            print(
+                f"{n} | {rate:.1f} | {rate / base_rate:.2f}x | "
+                f"{sum(overhead) / len(overhead):.3f} | {wall:.1f}",
+                flush=True,
+            )
     print(f"speed-up with {n} workers: {rate / base_rate:.2f}x ({rate:.1f} trials/min)")
 
 

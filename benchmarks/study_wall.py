@@ -23,9 +23,21 @@ from search.data import default_data_dir
 
 def run(workers: int, data_dir: str, extra: list[str]) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [sys.executable, "-m", "search.run", "--sampler", "grid", "--quiet",
-               "--storage", f"sqlite:///{tmp}/s.db", "--data-dir", data_dir,
-               "--workers", str(workers), *extra]
+        cmd = [
+            sys.executable,
+            "-m",
+            "search.run",
+            "--sampler",
+            "grid",
+            "--quiet",
+            "--storage",
+            f"sqlite:///{tmp}/s.db",
+            "--data-dir",
+            data_dir,
+            "--workers",
+            str(workers),
+            *extra,
+        ]
         start = time.perf_counter()
         done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
         wall = time.perf_counter() - start
@@ -46,14 +58,18 @@ def main() -> None:
     for n in (int(w) for w in args.workers.split(",")):
         wall, trials = run(n, args.data_dir, shlex.split(args.extra))
         peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-        print(f"workers {n}: {wall:.1f} s wall, {trials} trials, {trials / wall * 60:.1f} "
-              f"trials/min, peak {peak_mb:.0f} MB resident per process (largest so far)",
-              flush=True)
+        print(
+            f"workers {n}: {wall:.1f} s wall, {trials} trials, {trials / wall * 60:.1f} "
+            f"trials/min, peak {peak_mb:.0f} MB resident per process (largest so far)",
+            flush=True,
+        )
         if best is None or wall < best[1]:
             best = (n, wall, trials)
     n, wall, trials = best
-    print(f"ofat study: {wall:.1f} s ({wall / 60:.2f} min) with {n} worker(s), "
-          f"{trials / wall * 60:.1f} trials/min")
+    print(
+        f"ofat study: {wall:.1f} s ({wall / 60:.2f} min) with {n} worker(s), "
+        f"{trials / wall * 60:.1f} trials/min"
+    )
 
 
 if __name__ == "__main__":

@@ -19,9 +19,9 @@ import torch.nn.functional as F
 import torchvision
 from torchvision import transforms
 
+from search.cli import resolve_device
 from search.data import DataConfig, default_data_dir, load
 from search.model import ModelConfig, build_mlp
-from search.run import resolve_device
 from search.train import TrainConfig, evaluate, fit
 
 

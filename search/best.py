@@ -7,7 +7,6 @@ Every value is fixed; turn any of them into a list or a {low, high} range to ref
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from typing import Any
@@ -15,6 +14,7 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.cli import Parser
 from search.errors import SearchError
 from search.storage import DEFAULT_STORAGE, load_existing_study
 
@@ -48,7 +48,7 @@ def to_toml(study: optuna.Study, trial: FrozenTrial) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m search.best", description=__doc__.splitlines()[0])
+    p = Parser(prog="python -m search.best", description=__doc__.splitlines()[0])
     p.add_argument("--study-name", required=True)
     p.add_argument("--storage", default=DEFAULT_STORAGE)
     args = p.parse_args(argv)

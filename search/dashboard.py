@@ -7,13 +7,13 @@ It binds to this machine only unless told otherwise: the dashboard has no authen
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore
 
+from search.cli import Parser
 from search.errors import SearchError
 from search.publish import artifact_dir_for
 from search.storage import DEFAULT_STORAGE, open_storage
@@ -22,9 +22,7 @@ LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m search.dashboard", description=__doc__.splitlines()[0]
-    )
+    p = Parser(prog="python -m search.dashboard", description=__doc__.splitlines()[0])
     p.add_argument("--storage", default=DEFAULT_STORAGE)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)

@@ -8,7 +8,6 @@ overview of the factors' effects; every study gets Optuna's charts.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import html
 import importlib.util
@@ -21,6 +20,7 @@ import optuna
 import optuna.visualization as vis
 from optuna.trial import TrialState
 
+from search.cli import Parser
 from search.errors import SearchError
 from search.figures import factor_effects, factor_figure, factor_panels, overview_figure
 from search.space import Space, parse_space, point_key
@@ -167,9 +167,7 @@ def write_report(study: optuna.Study, out: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(
-        prog="python -m search.report", description=__doc__.splitlines()[0]
-    )
+    p = Parser(prog="python -m search.report", description=__doc__.splitlines()[0])
     p.add_argument("--study-name", required=True)
     p.add_argument("--storage", default=DEFAULT_STORAGE)
     p.add_argument("--out", default=None, help="default: reports/STUDY_NAME")

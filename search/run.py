@@ -11,14 +11,13 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from typing import NoReturn
 
 import optuna
-import torch
 from tqdm import tqdm
 
 from search import data as data_mod
 from search import runner
+from search.cli import Parser, positive_float, positive_int, resolve_device
 from search.errors import SearchError, UsageError
 from search.objective import ObjectiveConfig
 from search.samplers import DEFAULT_PRUNER, MULTI_OBJECTIVE, PRUNERS, SAMPLERS
@@ -30,30 +29,6 @@ from search.worker import WorkerSpec, run_local_workers, work
 
 EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
 DEFAULT_SAMPLER_TRIALS = 50  # a sampler's budget when --n-trials is not given
-
-
-def positive_int(text: str) -> int:
-    value = int(text) if text.strip().isdigit() else 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
-    return value
-
-
-def positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"expected a positive number of seconds, got {text!r}")
-    return value
-
-
-class Parser(argparse.ArgumentParser):
-    """Usage errors as one line (exit code 2) instead of the whole usage block."""
-
-    def error(self, message: str) -> NoReturn:
-        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -154,23 +129,6 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    available = {
-        "cpu": True,
-        "cuda": torch.cuda.is_available(),
-        "mps": torch.backends.mps.is_available(),
-    }
-    if not available[name]:
-        raise UsageError(f"--device {name}: not available on this machine; use --device auto")
-    return torch.device(name)
 
 
 def settings_from(args: argparse.Namespace, space_name: str) -> StudySettings:

@@ -7,7 +7,6 @@ joins an existing study from any machine: its space and settings come from the d
 
 from __future__ import annotations
 
-import argparse
 import multiprocessing
 import os
 import signal
@@ -21,6 +20,7 @@ import optuna
 import torch
 
 from search import runner
+from search.cli import Parser, resolve_device
 from search.data import DataConfig, Splits, default_data_dir, load
 from search.errors import SearchError
 from search.objective import Objective, ObjectiveConfig
@@ -181,11 +181,7 @@ def spec_from_study(
 
 
 def main(argv: list[str] | None = None) -> int:
-    from search.run import resolve_device
-
-    p = argparse.ArgumentParser(
-        prog="python -m search.worker", description=__doc__.splitlines()[0]
-    )
+    p = Parser(prog="python -m search.worker", description=__doc__.splitlines()[0])
     p.add_argument("--storage", required=True)
     p.add_argument("--study-name", required=True)
     p.add_argument("--data-dir", default=None)

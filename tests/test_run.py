@@ -169,3 +169,15 @@ def test_an_interrupted_run_resumes_with_every_point_completed_once(big_root, tm
     failed = [t for t in after if t.state.name == "FAIL"]
     assert len(failed) == 1 and "interrupted" in failed[0].user_attrs["fail_reason"]
     assert not [t for t in after if t.state.name in ("RUNNING", "WAITING")]
+
+
+@pytest.mark.parametrize("module", ["run", "best", "report", "dashboard", "worker"])
+def test_every_entry_point_reports_a_usage_error_in_one_line(module, capsys):
+    import importlib
+
+    entry = importlib.import_module(f"search.{module}")
+    with pytest.raises(SystemExit) as exit_:
+        entry.main(["--no-such-option"])
+    assert exit_.value.code == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"python -m search.{module}: error:" in err
