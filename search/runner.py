@@ -124,10 +124,27 @@ def _no_sigint() -> Iterator[None]:
         raise KeyboardInterrupt
 
 
+def _fail_interrupted(study: optuna.Study, trial: optuna.Trial) -> None:
+    """Mark the trial FAIL "interrupted"; a second Ctrl-C meanwhile must not cut this short."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the process is on its way out
+    trial.set_user_attr("fail_reason", "interrupted")
+    study.tell(trial, state=TrialState.FAIL)
+
+
 def claim_waiting(study: optuna.Study) -> optuna.Trial | None:
     """Take one WAITING trial for this process, or None when the queue is empty."""
-    with _no_sigint():
-        return _claim(study)
+    claimed: list[optuna.Trial] = []
+    try:
+        with _no_sigint():
+            trial = _claim(study)
+            if trial is not None:
+                claimed.append(trial)
+    except KeyboardInterrupt:  # held back until the claim was whole: release what it took
+        for trial in claimed:
+            _fail_interrupted(study, trial)
+        raise
+    return trial
 
 
 def _claim(study: optuna.Study) -> optuna.Trial | None:
@@ -152,8 +169,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective) ->
         with heartbeat(study, trial._trial_id):
             outcome = objective(trial)
     except KeyboardInterrupt:
-        trial.set_user_attr("fail_reason", "interrupted")
-        study.tell(trial, state=TrialState.FAIL)
+        _fail_interrupted(study, trial)
         raise
     except Exception as e:
         trial.set_user_attr("fail_reason", f"{type(e).__name__}: {e}")
@@ -193,6 +209,22 @@ def planned(study: optuna.Study, space: Space, cfg: RunnerConfig) -> tuple[int, 
     return max(total, todo), todo
 
 
+def _ask(study: optuna.Study) -> optuna.Trial:
+    """A new trial from the sampler, with its owner recorded (Ctrl-C as in claim_waiting)."""
+    asked: list[optuna.Trial] = []
+    try:
+        with _no_sigint(), warnings.catch_warnings():
+            # Optuna warns that heartbeats go with study.optimize: this loop beats itself.
+            warnings.simplefilter("ignore", UserWarning)
+            asked.append(study.ask())
+            study._storage.set_trial_user_attr(asked[0]._trial_id, "worker", worker_identity())
+    except KeyboardInterrupt:
+        for trial in asked:
+            _fail_interrupted(study, trial)
+        raise
+    return asked[0]
+
+
 def run(
     study: optuna.Study,
     space: Space,
@@ -223,11 +255,7 @@ def run(
                     continue
                 break
         else:
-            with _no_sigint(), warnings.catch_warnings():
-                # Optuna warns that heartbeats go with study.optimize: this loop beats itself.
-                warnings.simplefilter("ignore", UserWarning)
-                trial = study.ask()
-                study._storage.set_trial_user_attr(trial._trial_id, "worker", worker_identity())
+            trial = _ask(study)
         frozen = run_trial(study, trial, objective)
         ran += 1
         if on_done is not None:

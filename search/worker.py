@@ -31,6 +31,7 @@ from search.storage import load_existing_study
 from search.summary import pct, rows_for_trials
 
 POLL_S = 1.0  # how often the parent redraws the progress of its workers
+INTERRUPT_GRACE_S = 5.0  # how long the parent waits for workers to stop on their own
 
 
 @dataclass(frozen=True)
@@ -137,7 +138,11 @@ def run_local_workers(spec: WorkerSpec, n: int, progress: Callable[[], None]) ->
             progress()
             time.sleep(POLL_S)
     except KeyboardInterrupt:
-        for p in procs:  # a terminal's Ctrl-C reaches them too; a kill -INT of ours does not
+        # A terminal's Ctrl-C reaches the workers too; a kill -INT of this process alone does
+        # not, so whoever is still running after a grace period is told.
+        for p in procs:
+            p.join(timeout=INTERRUPT_GRACE_S)
+        for p in procs:
             if p.is_alive():
                 os.kill(p.pid, signal.SIGINT)
         for p in procs:
