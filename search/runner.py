@@ -24,6 +24,7 @@ from search.errors import SearchError
 from search.objective import Objective
 from search.space import Space, point_key
 from search.storage import (
+    GRACE_S,
     HEARTBEAT_S,
     fail_orphaned_trials,
     fail_stale_trials,
@@ -231,6 +232,7 @@ def run(
     objective: Objective,
     cfg: RunnerConfig,
     on_done: Callable[[FrozenTrial], None] | None = None,
+    say: Callable[[str], None] | None = None,
 ) -> int:
     """Run trials until the grid is done or a budget is spent; return how many ran here.
 
@@ -239,7 +241,7 @@ def run(
     """
     left = None if cfg.timeout is None else cfg.timeout - study_seconds(study)
     deadline = None if left is None else time.monotonic() + left
-    ran = 0
+    ran, waiting = 0, False
     while deadline is None or time.monotonic() < deadline:
         if cfg.n_trials is not None and _started(study) >= cfg.n_trials:
             break
@@ -250,10 +252,19 @@ def run(
             if trial is None and recover(study, space, cfg.max_retries):
                 trial = claim_waiting(study)
             if trial is None:
-                if study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+                running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+                if running:
+                    if say is not None and not waiting:
+                        say(
+                            f"waiting for {len(running)} trial(s) running elsewhere; a dead "
+                            "worker's trial is rerun once found (at once on this machine, "
+                            f"within {GRACE_S} s elsewhere)"
+                        )
+                    waiting = True
                     time.sleep(IDLE_POLL_S)
                     continue
                 break
+            waiting = False
         else:
             trial = _ask(study)
         frozen = run_trial(study, trial, objective)

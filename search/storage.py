@@ -28,7 +28,7 @@ from search.errors import StorageError
 
 DEFAULT_STORAGE = "sqlite:///study_db/mnist.db"
 SQLITE_BUSY_TIMEOUT_S = 60  # how long a writer waits for the SQLite lock before giving up
-OWNERLESS_GRACE_S = 60
+OWNERLESS_GRACE_S = 20  # a claim records its owner within milliseconds; allows for clock skew
 # Every running trial records a heartbeat this often; one silent for GRACE_S belonged to a
 # worker that died (on any machine) and is failed by the next worker that looks.
 HEARTBEAT_S = 5

@@ -98,7 +98,7 @@ def work(
         if on_done is not None:
             on_done(t)
 
-    return runner.run(study, spec.space, objective, spec.runner, done)
+    return runner.run(study, spec.space, objective, spec.runner, done, say)
 
 
 def _entry(spec: WorkerSpec) -> None:
