@@ -35,6 +35,32 @@ def fresh_storage(base: str | None, tmp: str) -> str:
     return sqlalchemy.engine.make_url(base).set(database=name).render_as_string(False)
 
 
+def timed_grid_run(storage: str, data_dir: str, workers: int, extra: list[str]) -> float:
+    """Wall seconds of ``python -m search.run --sampler grid`` as study "scaling" in storage."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "search.run",
+        "--sampler",
+        "grid",
+        "--quiet",
+        "--storage",
+        storage,
+        "--data-dir",
+        data_dir,
+        "--workers",
+        str(workers),
+        "--study-name",
+        "scaling",
+        *extra,
+    ]
+    start = time.perf_counter()
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise SystemExit(f"{shlex.join(cmd)} failed:\n{done.stderr}")
+    return time.perf_counter() - start
+
+
 def drop_storage(base: str | None, storage: str) -> None:
     if base is None:
         return  # the SQLite file goes with the temporary folder
@@ -58,28 +84,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in (int(w) for w in args.workers.split(",")):
             storage = fresh_storage(args.storage_url, tmp)
-            cmd = [
-                sys.executable,
-                "-m",
-                "search.run",
-                "--sampler",
-                "grid",
-                "--quiet",
-                "--storage",
-                storage,
-                "--data-dir",
-                args.data_dir,
-                "--workers",
-                str(n),
-                "--study-name",
-                "scaling",
-                *shlex.split(args.extra),
-            ]
-            start = time.perf_counter()
-            done = subprocess.run(cmd, capture_output=True, text=True)
-            wall = time.perf_counter() - start
-            if done.returncode != 0:
-                raise SystemExit(f"{shlex.join(cmd)} failed:\n{done.stderr}")
+            wall = timed_grid_run(storage, args.data_dir, n, shlex.split(args.extra))
             trials = optuna.load_study(study_name="scaling", storage=storage).get_trials()
             overhead = [
                 (t.datetime_complete - t.datetime_start).total_seconds() - t.user_attrs["seconds"]

@@ -13,38 +13,22 @@ import argparse
 import os
 import resource
 import shlex
-import subprocess
-import sys
 import tempfile
-import time
+
+import optuna
+from scaling import timed_grid_run  # beside this file
 
 from search.data import default_data_dir
 
 
 def run(workers: int, data_dir: str, extra: list[str]) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as tmp:
-        cmd = [
-            sys.executable,
-            "-m",
-            "search.run",
-            "--sampler",
-            "grid",
-            "--quiet",
-            "--storage",
-            f"sqlite:///{tmp}/s.db",
-            "--data-dir",
-            data_dir,
-            "--workers",
-            str(workers),
-            *extra,
-        ]
-        start = time.perf_counter()
-        done = subprocess.run(cmd, capture_output=True, text=True, env=os.environ)
-        wall = time.perf_counter() - start
-        if done.returncode != 0:
-            raise SystemExit(f"{shlex.join(cmd)} failed:\n{done.stderr}")
-        trials = done.stdout.count("COMPLETE")
-    return wall, trials
+        storage = f"sqlite:///{tmp}/s.db"
+        wall = timed_grid_run(storage, data_dir, workers, extra)
+        done = optuna.load_study(study_name="scaling", storage=storage).get_trials(
+            states=(optuna.trial.TrialState.COMPLETE,)
+        )
+    return wall, len(done)
 
 
 def main() -> None:

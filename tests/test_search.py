@@ -16,6 +16,11 @@ from search.space import SPACES_DIR, load_space
 from .test_run import args
 
 
+def run_ok(root: Path, db: Path, *extra: str) -> None:
+    """Run the CLI on the tiny data and expect success."""
+    assert main(args(root, db, *extra)) == 0
+
+
 def study_of(db: Path, name: str) -> optuna.Study:
     return optuna.load_study(study_name=name, storage=f"sqlite:///{db}")
 
@@ -49,22 +54,17 @@ def test_every_sampler_runs_a_few_trials_of_the_default_space(sampler, tiny_root
 
 def test_samplers_explore_a_designs_levels(tiny_root, tmp_path):
     db = tmp_path / "s.db"
-    assert (
-        main(
-            args(
-                tiny_root,
-                db,
-                "--sampler",
-                "random",
-                "--design",
-                "full",
-                "--n-trials",
-                "2",
-                "--max-epochs",
-                "1",
-            )
-        )
-        == 0
+    run_ok(
+        tiny_root,
+        db,
+        "--sampler",
+        "random",
+        "--design",
+        "full",
+        "--n-trials",
+        "2",
+        "--max-epochs",
+        "1",
     )
     trials = complete(study_of(db, "mnist-full-random-e1"))
     assert len(trials) == 2 and trials[0].params["layers"] in (1, 3, 5)
@@ -125,24 +125,19 @@ def test_no_pruner_never_prunes():
 
 def test_a_pruned_trial_keeps_its_partial_history(tiny_root, tmp_path):
     db = tmp_path / "s.db"
-    assert (
-        main(
-            args(
-                tiny_root,
-                db,
-                "--sampler",
-                "random",
-                "--n-trials",
-                "12",
-                "--max-epochs",
-                "3",
-                "--pruner",
-                "median",
-                "--seed",
-                "2",
-            )
-        )
-        == 0
+    run_ok(
+        tiny_root,
+        db,
+        "--sampler",
+        "random",
+        "--n-trials",
+        "12",
+        "--max-epochs",
+        "3",
+        "--pruner",
+        "median",
+        "--seed",
+        "2",
     )
     trials = study_of(db, "mnist-default-random-e3").get_trials()
     pruned = [t for t in trials if t.state.name == "PRUNED"]
@@ -246,22 +241,17 @@ def test_best_prints_a_space_file_that_reruns_the_best_configuration(tiny_root, 
     space = load_space(path)
     top = best.best_trial(study_of(db, "mnist-default-random-e1"))
     assert {k: p.value for k, p in space.params.items()} == top.params
-    assert (
-        main(
-            args(
-                tiny_root,
-                db,
-                "--sampler",
-                "grid",
-                "--space",
-                str(path),
-                "--max-epochs",
-                "1",
-                "--study-name",
-                "rerun",
-            )
-        )
-        == 0
+    run_ok(
+        tiny_root,
+        db,
+        "--sampler",
+        "grid",
+        "--space",
+        str(path),
+        "--max-epochs",
+        "1",
+        "--study-name",
+        "rerun",
     )
     (rerun,) = complete(study_of(db, "rerun"))
     assert rerun.params == top.params and rerun.value == top.value
