@@ -35,14 +35,16 @@ def fresh_storage(base: str | None, tmp: str) -> str:
     return sqlalchemy.engine.make_url(base).set(database=name).render_as_string(False)
 
 
-def timed_grid_run(storage: str, data_dir: str, workers: int, extra: list[str]) -> float:
-    """Wall seconds of ``python -m search.run --sampler grid`` as study "scaling" in storage."""
+def timed_run(
+    storage: str, data_dir: str, workers: int, extra: list[str], sampler: str = "grid"
+) -> float:
+    """Wall seconds of ``python -m search.run --sampler S`` as study "scaling" in storage."""
     cmd = [
         sys.executable,
         "-m",
         "search.run",
         "--sampler",
-        "grid",
+        sampler,
         "--quiet",
         "--storage",
         storage,
@@ -84,7 +86,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for n in (int(w) for w in args.workers.split(",")):
             storage = fresh_storage(args.storage_url, tmp)
-            wall = timed_grid_run(storage, args.data_dir, n, shlex.split(args.extra))
+            wall = timed_run(storage, args.data_dir, n, shlex.split(args.extra))
             trials = optuna.load_study(study_name="scaling", storage=storage).get_trials()
             overhead = [
                 (t.datetime_complete - t.datetime_start).total_seconds() - t.user_attrs["seconds"]

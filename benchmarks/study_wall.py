@@ -16,7 +16,7 @@ import shlex
 import tempfile
 
 import optuna
-from scaling import timed_grid_run  # beside this file
+from scaling import timed_run  # beside this file
 
 from search.data import default_data_dir
 
@@ -24,7 +24,7 @@ from search.data import default_data_dir
 def run(workers: int, data_dir: str, extra: list[str]) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as tmp:
         storage = f"sqlite:///{tmp}/s.db"
-        wall = timed_grid_run(storage, data_dir, workers, extra)
+        wall = timed_run(storage, data_dir, workers, extra)
         done = optuna.load_study(study_name="scaling", storage=storage).get_trials(
             states=(optuna.trial.TrialState.COMPLETE,)
         )

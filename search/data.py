@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import contextlib
 import io
+import math
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -79,24 +81,51 @@ def _expected(cfg: DataConfig) -> str:
     return f"{folder} (expected {', '.join(RAW_FILES)})"
 
 
-def _read(cfg: DataConfig, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+def read_idx(path: Path) -> torch.Tensor:
+    """An IDX file of unsigned bytes (MNIST's format, http://yann.lecun.com/exdb/mnist/):
+    two zero bytes, type 0x08, the number of dimensions, each as a big-endian uint32, data."""
+    raw = path.read_bytes()
+    if len(raw) < 4 or raw[:3] != b"\x00\x00\x08":
+        raise ValueError(f"{path.name} is not an IDX file of bytes")
+    header = 4 + 4 * raw[3]
+    if len(raw) < header:
+        raise ValueError(f"{path.name} is truncated in its header")
+    dims = struct.unpack(f">{raw[3]}I", raw[4:header])
+    size = math.prod(dims)
+    if len(raw) - header != size:
+        raise ValueError(f"{path.name} holds {len(raw) - header} bytes, expected {size}")
+    return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).reshape(dims)
+
+
+def _download(cfg: DataConfig, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    # torchvision only here: importing it costs seconds per process (it pulls in torch._dynamo).
     import torchvision.datasets as tvd
 
     cls = getattr(tvd, DATASETS[cfg.dataset][0])
+    # torchvision prints download progress on stdout; our caller wants one line or nothing.
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        ds = cls(cfg.data_dir, train=train, download=True)
+    return ds.data, ds.targets
+
+
+def _read(cfg: DataConfig, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     raw = Path(cfg.data_dir) / DATASETS[cfg.dataset][1] / "raw"
     present = all((raw / name).exists() for name in RAW_FILES)
+    prefix = "train" if train else "t10k"
     try:
-        # torchvision prints download progress on stdout; our caller wants one line or nothing.
-        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-            ds = cls(cfg.data_dir, train=train, download=not present)
+        if present:
+            images = read_idx(raw / f"{prefix}-images-idx3-ubyte")
+            labels = read_idx(raw / f"{prefix}-labels-idx1-ubyte")
+        else:
+            images, labels = _download(cfg, train)
     except Exception as e:  # noqa: BLE001 - any failure here means the files are unusable
         what = "could not be downloaded" if not present else "could not be read"
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise DataError(f"{cfg.dataset} {what} from {_expected(cfg)}: {reason}") from e
-    images, labels = ds.data, ds.targets
     if (
         images.dim() != 3
         or tuple(images.shape[1:]) != (IMAGE_SIDE, IMAGE_SIDE)
+        or labels.dim() != 1
         or len(images) != len(labels)
         or len(images) == 0
         or int(labels.min()) < 0

@@ -2,10 +2,13 @@
 
 For a 100k-parameter MLP the matrix products are a small part of an eager PyTorch step; the
 rest is per-operation overhead (autograd's graph, temporaries, one optimizer pass per tensor).
-Here a step is about fifteen operations into preallocated buffers, and the gradients land
-directly in the flat buffer of ``FlatOptimizer``. ``tests/test_fused.py`` checks every
-activation and loss against autograd. Activations without a hand-written derivative (gelu)
-use the autograd step instead; ``supports`` says which.
+Here a step is the matrix products plus a few operations into preallocated buffers, and the
+gradients land directly in the flat buffer of ``FlatOptimizer``. On the CPU the loss with its
+gradient and each activation's backward are compiled loops (search.kernels); elsewhere they are
+tensor operations with no host synchronisation, so that a CUDA graph can capture the step
+(search.graphs). ``tests/test_fused.py`` checks every activation and loss against autograd,
+both ways. Activations without a hand-written derivative (gelu) use the autograd step instead;
+``supports`` says which.
 """
 
 from __future__ import annotations
@@ -22,6 +25,23 @@ LEAKY_SLOPE = 0.01  # nn.LeakyReLU's default
 
 def supports(activation: str) -> bool:
     return activation in FUSED_ACTIVATIONS
+
+
+class _Views:
+    """Every buffer view a step of ``n`` samples touches, made once: on a small CPU, slicing
+    and transposing cost microseconds each, as much as the arithmetic they slice."""
+
+    def __init__(self, step: FusedMLPStep, n: int) -> None:
+        self.acts = [a[:n] for a in step.acts]
+        self.acts_t = [a.t() for a in self.acts]
+        self.dropped = [d[:n] for d in step.dropped]
+        self.masks = [m[:n] for m in step.masks]
+        self.back = [b[:n] for b in step.back]
+        self.back_t = [b.t() for b in self.back]
+        self.minus_ones = step.minus_ones[:n]
+        if step.native:
+            self.np_acts = [a.numpy() for a in self.acts]
+            self.np_back = [b.numpy() for b in self.back]
 
 
 class FusedMLPStep:
@@ -45,11 +65,13 @@ class FusedMLPStep:
             l1,
             dropout,
         )
-        grads, offset = [], 0
-        for p in model.parameters():  # the order FlatOptimizer laid them out in
-            grads.append(opt.grad[offset : offset + p.numel()].view_as(p))
-            offset += p.numel()
-        self.grad_w, self.grad_b = grads[0::2], grads[1::2]
+        # Views into the flat buffers, in the order FlatOptimizer laid them out; the weights
+        # are stored transposed, so weight.t() is the contiguous matrix a product reads.
+        self.grad_w, self.grad_b = opt.grads[0::2], opt.grads[1::2]
+        self.weights = [lin.weight for lin in self.linears]
+        self.weights_t = [lin.weight.t() for lin in self.linears]
+        self.biases = [lin.bias for lin in self.linears]
+        self.last = len(self.linears) - 1
         dev = opt.flat.device
         widths = [lin.out_features for lin in self.linears]
         self.acts = [torch.empty(batch_size, w, device=dev) for w in widths]
@@ -58,6 +80,20 @@ class FusedMLPStep:
         self.back = [torch.empty(batch_size, w, device=dev) for w in widths[:-1]]
         self.minus_ones = torch.full((batch_size, 1), -1.0, device=dev)
         self.model = model
+        # On the CPU, the loss and each activation's backward (with its bias gradient) run as
+        # compiled loops (search.kernels) on numpy views of these same buffers.
+        self.native = opt.backend == "compiled"
+        self.native_loss = self.native and loss in ("nll", "cross_entropy")
+        if self.native:
+            from search import kernels
+
+            self.kernels = kernels
+            self.loss_t = torch.zeros(1)
+            self.loss_view, self.np_loss = self.loss_t[0], self.loss_t.numpy()
+            self.np_grad_b = [b.numpy() for b in self.grad_b]
+            self.act_code = ("relu", "leaky_relu", "sigmoid", "tanh").index(activation)
+            self.slope = kernels.F32(LEAKY_SLOPE)
+        self.views: dict[int, _Views] = {}
 
     def _activate(self, h: torch.Tensor) -> None:
         if self.activation == "relu":
@@ -80,15 +116,16 @@ class FusedMLPStep:
         return g.mul_(1 - out * out)
 
     def _loss_and_grad(
-        self, z: torch.Tensor, y: torch.Tensor
+        self, z: torch.Tensor, y: torch.Tensor, v: _Views
     ) -> tuple[torch.Tensor, torch.Tensor]:
         n = len(z)
         logp = torch.log_softmax(z, dim=1)
         if self.loss in ("nll", "cross_entropy"):
             loss = F.nll_loss(logp, y)
-            dz = logp.exp_().scatter_add_(1, y.unsqueeze(1), self.minus_ones[:n])
+            dz = logp.exp_().scatter_add_(1, y.unsqueeze(1), v.minus_ones)
             return loss, dz.div_(n)
-        target = F.one_hot(y, z.shape[1]).to(z.dtype)
+        # Not F.one_hot: it checks the labels' range on the host, which a CUDA graph forbids.
+        target = torch.zeros_like(z).scatter_(1, y.unsqueeze(1), 1.0)
         if self.loss == "mse":
             p = logp.exp()
             diff = p - target
@@ -102,31 +139,54 @@ class FusedMLPStep:
 
     @torch.no_grad()
     def step(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        n, last = len(x), len(self.linears) - 1
-        inputs = [x]
-        for i, lin in enumerate(self.linears):
-            h = self.acts[i][:n]
-            torch.addmm(lin.bias, inputs[-1], lin.weight.t(), out=h)
-            if i == last:
-                break
+        n, last = len(x), self.last
+        v = self.views.get(n) or self.views.setdefault(n, _Views(self, n))
+        dropping = self.dropout and self.model.training
+        inputs = v.dropped if dropping else v.acts  # what layers 1, 2, ... read
+        h_in = x
+        for i in range(last):
+            h = v.acts[i]
+            torch.addmm(self.biases[i], h_in, self.weights_t[i], out=h)
             self._activate(h)
-            if self.dropout and self.model.training:
-                mask = self.masks[i][:n].bernoulli_(1 - self.dropout).div_(1 - self.dropout)
-                h = torch.mul(h, mask, out=self.dropped[i][:n])
-            inputs.append(h)
-        loss, g = self._loss_and_grad(self.acts[last][:n], y)
+            if dropping:
+                mask = v.masks[i].bernoulli_(1 - self.dropout).div_(1 - self.dropout)
+                h = torch.mul(h, mask, out=v.dropped[i])
+            h_in = h
+        z = v.acts[last]
+        torch.addmm(self.biases[last], h_in, self.weights_t[last], out=z)
+        if self.native_loss:  # dz overwrites z, which the forward pass is done with
+            np_z = v.np_acts[last]
+            self.kernels.nll_forward_backward(
+                np_z, y.numpy(), np_z, self.np_grad_b[last], self.np_loss
+            )
+            loss, g, g_t = self.loss_view, z, v.acts_t[last]
+        else:
+            loss, g = self._loss_and_grad(z, y, v)
+            g_t = g.t()
         for i in range(last, -1, -1):
-            torch.mm(g.t(), inputs[i], out=self.grad_w[i])
-            torch.sum(g, dim=0, out=self.grad_b[i])
+            torch.mm(g_t, inputs[i - 1] if i else x, out=self.grad_w[i])
+            if not (self.native_loss if i == last else self.native):  # else a kernel did it
+                torch.sum(g, dim=0, out=self.grad_b[i])
             if i == 0:
                 break
-            back = torch.mm(g, self.linears[i].weight, out=self.back[i - 1][:n])
-            if self.dropout:
-                back.mul_(self.masks[i - 1][:n])
-            g = self._activation_backward(back, self.acts[i - 1][:n])
+            back = torch.mm(g, self.weights[i], out=v.back[i - 1])
+            if dropping:
+                back.mul_(v.masks[i - 1])
+            if self.native:  # in place, and the bias gradient of layer i - 1 with it
+                self.kernels.activation_backward(
+                    v.np_back[i - 1],
+                    v.np_acts[i - 1],
+                    self.np_grad_b[i - 1],
+                    self.act_code,
+                    self.slope,
+                )
+                g, g_t = back, v.back_t[i - 1]
+            else:
+                g = self._activation_backward(back, v.acts[i - 1])
+                g_t = g.t()
         if self.l1:
-            for lin, gw in zip(self.linears, self.grad_w, strict=True):
-                gw.add_(lin.weight.sign(), alpha=self.l1)
-                loss = loss + self.l1 * lin.weight.abs().sum()
+            for w, gw in zip(self.weights, self.grad_w, strict=True):
+                gw.add_(w.sign(), alpha=self.l1)
+                loss = loss + self.l1 * w.abs().sum()
         self.opt.apply()
         return loss

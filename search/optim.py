@@ -1,11 +1,17 @@
-"""Fused optimizers over one flat parameter buffer: the update of a whole MLP in a few kernels.
+"""Fused optimizers over one flat parameter buffer: the update of a whole MLP in one pass.
 
 ``torch.optim`` updates each parameter tensor separately and allocates temporaries every step;
 for a 100k-parameter MLP that per-operation overhead costs more than the matrix products
-(see benchmarks/NOTES.md). Here every parameter is a view into one flat tensor, gradients are
-gathered into one preallocated buffer, and each rule runs as a handful of in-place operations.
-The arithmetic is exactly ``torch.optim``'s (Adadelta, SGD with momentum, Adam, AdamW with their
-default betas and epsilons); ``tests/test_train.py`` checks that they agree.
+(see benchmarks/NOTES.md). Here every parameter is a view into one flat tensor and gradients
+land in one preallocated buffer. On the CPU each rule is one compiled loop (search.kernels);
+on other devices it is a handful of in-place tensor operations with no host synchronisation
+(the step count lives on the device), so that a CUDA graph can capture it.
+
+Weight matrices are stored transposed (column-major): ``x @ W.t()`` then reads contiguous
+memory, and the weight gradient ``g.t() @ x`` is written by the faster of the two BLAS
+layouts (about 2x on the CPU here). The arithmetic is exactly ``torch.optim``'s (Adadelta, SGD
+with momentum, Adam, AdamW with their default betas and epsilons); ``tests/test_train.py``
+checks that they agree.
 """
 
 from __future__ import annotations
@@ -15,31 +21,62 @@ import math
 import torch
 
 OPTIMIZERS = ("adadelta", "sgd", "adam", "adamw")
+BACKENDS = ("compiled", "torch")
 SGD_MOMENTUM = 0.9
 ADADELTA_RHO, ADADELTA_EPS = 0.9, 1e-6
 ADAM_BETAS, ADAM_EPS = (0.9, 0.999), 1e-8
 
 
+def default_backend(device: torch.device) -> str:
+    return "compiled" if device.type == "cpu" else "torch"
+
+
 class FlatOptimizer:
-    """``step()`` after ``loss.backward()``; ``zero_grad()`` before the next backward."""
+    """``step()`` after ``loss.backward()``; ``apply()`` when the gradient buffer is filled."""
 
     def __init__(
-        self, params: list[torch.Tensor], kind: str, lr: float, weight_decay: float = 0.0
+        self,
+        params: list[torch.Tensor],
+        kind: str,
+        lr: float,
+        weight_decay: float = 0.0,
+        backend: str | None = None,
     ) -> None:
         if kind not in OPTIMIZERS:
             raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, got {kind!r}")
         self.kind, self.lr, self.weight_decay = kind, lr, weight_decay
         self.params = params
+        device = params[0].device
+        self.backend = backend or default_backend(device)
+        if self.backend not in BACKENDS or (self.backend == "compiled" and device.type != "cpu"):
+            raise ValueError(
+                f"backend: expected 'torch', or 'compiled' on the CPU; got {self.backend!r} "
+                f"for {device}"
+            )
         with torch.no_grad():
-            self.flat = torch.cat([p.detach().reshape(-1) for p in params])
+            self.flat = torch.cat([_storage_order(p.detach()) for p in params])
+        self.grad = torch.zeros_like(self.flat)
+        self.grads = []  # views into self.grad, shaped (and strided) like the parameters
         offset = 0
         for p in params:
-            p.data = self.flat[offset : offset + p.numel()].view_as(p)
+            p.data = _view_like(self.flat, offset, p)
+            self.grads.append(_view_like(self.grad, offset, p))
             offset += p.numel()
-        self.grad = torch.zeros_like(self.flat)
         self.state = [torch.zeros_like(self.flat) for _ in range(2)]
         self.tmp = [torch.empty_like(self.flat) for _ in range(2)]
         self.steps = 0
+        self.step_t = torch.zeros((), device=device)  # the step count, for a captured graph
+        if self.backend == "compiled":
+            from search import kernels  # compiles on first use; only the CPU path needs it
+
+            self._kernels = kernels
+            f32 = kernels.F32  # the scalars once: each conversion costs a microsecond a step
+            self._lr32, self._wd32 = f32(lr), f32(weight_decay)
+            self._rho32, self._eps32 = f32(ADADELTA_RHO), f32(ADADELTA_EPS)
+            self._momentum32 = f32(SGD_MOMENTUM)
+            self._arrays = [t.numpy() for t in (self.flat, self.grad, *self.state)]
+            # Load (or compile) the kernel now, on empty arrays, not inside the first epoch.
+            self._compiled([a[:0] for a in self._arrays])
 
     def zero_grad(self) -> None:
         for p in self.params:
@@ -48,18 +85,40 @@ class FlatOptimizer:
     @torch.no_grad()
     def step(self) -> None:
         """Gather the parameters' ``.grad`` (from autograd) into the flat buffer and update."""
-        grads = [
-            p.grad.reshape(-1) if p.grad is not None else torch.zeros_like(p).reshape(-1)
-            for p in self.params
-        ]
-        torch.cat(grads, out=self.grad)
+        for p, view in zip(self.params, self.grads, strict=True):
+            if p.grad is None:
+                view.zero_()
+            else:
+                view.copy_(p.grad)
         self.apply()
 
     @torch.no_grad()
     def apply(self) -> None:
         """Update from the flat gradient buffer as it stands (a fused step writes it directly)."""
         self.steps += 1
-        getattr(self, f"_{self.kind}")(self.flat, self.grad, *self.state, *self.tmp)
+        if self.backend == "compiled":
+            self._compiled(self._arrays)
+        else:
+            self.step_t += 1
+            getattr(self, f"_{self.kind}")(self.flat, self.grad, *self.state, *self.tmp)
+
+    def _compiled(self, arrays: list) -> None:
+        k, f32, lr, wd = self._kernels, self._kernels.F32, self._lr32, self._wd32
+        p, g, s0, s1 = arrays
+        if self.kind == "adadelta":
+            k.adadelta(p, g, s0, s1, lr, self._rho32, self._eps32, wd)
+        elif self.kind == "sgd":
+            k.sgd(p, g, s0, lr, self._momentum32, wd)
+        else:
+            beta1, beta2 = ADAM_BETAS
+            decoupled = self.kind == "adamw"
+            k.adam(
+                *(p, g, s0, s1, lr, f32(beta1), f32(beta2), f32(ADAM_EPS)),
+                f32(0.0 if decoupled else self.weight_decay),
+                f32(1 - self.lr * self.weight_decay if decoupled else 1.0),
+                f32(1 - beta1 ** max(self.steps, 1)),
+                f32(math.sqrt(1 - beta2 ** max(self.steps, 1))),
+            )
 
     def _adadelta(self, p, g, square_avg, acc_delta, std, delta) -> None:
         if self.weight_decay:
@@ -76,7 +135,7 @@ class FlatOptimizer:
         buf.mul_(SGD_MOMENTUM).add_(g)  # first step: 0 * momentum + g, as torch.optim's clone
         p.add_(buf, alpha=-self.lr)
 
-    def _adam(self, p, g, exp_avg, exp_avg_sq, denom, _tmp, decoupled: bool = False) -> None:
+    def _adam(self, p, g, exp_avg, exp_avg_sq, denom, tmp, decoupled: bool = False) -> None:
         beta1, beta2 = ADAM_BETAS
         if self.weight_decay and decoupled:
             p.mul_(1 - self.lr * self.weight_decay)
@@ -84,10 +143,24 @@ class FlatOptimizer:
             g.add_(p, alpha=self.weight_decay)
         exp_avg.lerp_(g, 1 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(g, g, value=1 - beta2)
-        bias1 = 1 - beta1**self.steps
-        bias2_sqrt = math.sqrt(1 - beta2**self.steps)
+        # Bias corrections from the device-side step count: no host value baked into a graph.
+        bias1 = 1 - torch.pow(beta1, self.step_t)
+        bias2_sqrt = torch.sqrt(1 - torch.pow(beta2, self.step_t))
         torch.sqrt(exp_avg_sq, out=denom).div_(bias2_sqrt).add_(ADAM_EPS)
-        p.addcdiv_(exp_avg, denom, value=-self.lr / bias1)
+        torch.div(exp_avg, denom, out=tmp).mul_(self.lr / bias1)
+        p.sub_(tmp)
 
     def _adamw(self, p, g, exp_avg, exp_avg_sq, denom, tmp) -> None:
         self._adam(p, g, exp_avg, exp_avg_sq, denom, tmp, decoupled=True)
+
+
+def _storage_order(p: torch.Tensor) -> torch.Tensor:
+    """A parameter's values in the order the flat buffer keeps them (matrices transposed)."""
+    return (p.t() if p.dim() == 2 else p).reshape(-1)
+
+
+def _view_like(flat: torch.Tensor, offset: int, p: torch.Tensor) -> torch.Tensor:
+    chunk = flat[offset : offset + p.numel()]
+    if p.dim() == 2:
+        return chunk.view(p.shape[1], p.shape[0]).t()
+    return chunk.view_as(p)

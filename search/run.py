@@ -22,7 +22,7 @@ from search.errors import SearchError, UsageError
 from search.objective import ObjectiveConfig
 from search.samplers import DEFAULT_PRUNER, MULTI_OBJECTIVE, PRUNERS, SAMPLERS
 from search.space import DESIGNS, Space
-from search.storage import DEFAULT_STORAGE
+from search.storage import DEFAULT_STORAGE, trial_ids
 from search.study import StudySettings, open_study, parse_objectives, resolve_space
 from search.summary import format_table, pareto_rows, summary_rows
 from search.worker import WorkerSpec, run_local_workers, work
@@ -160,12 +160,12 @@ def run_in_workers(study: optuna.Study, space: Space, spec: WorkerSpec, n: int, 
     died (SIGKILL, out of memory) and requeues failed grid points that have retries left."""
 
     def progress() -> None:
-        bar.n = len(study.get_trials(deepcopy=False, states=runner.DONE))
+        bar.n = len(trial_ids(study, runner.DONE))  # one query, not every trial's record
         bar.refresh()
 
     for _ in range(spec.runner.max_retries + 1):
         run_local_workers(spec, n, progress)
-        if not space.is_grid or not runner.recover(study, space, spec.runner.max_retries):
+        if not space.is_grid or not runner.recover(study, space, spec.runner):
             break
 
 
@@ -179,7 +179,7 @@ def execute(args: argparse.Namespace) -> int:
     n_trials = args.n_trials or (None if space.is_grid else DEFAULT_SAMPLER_TRIALS)
     cfg = runner.RunnerConfig(n_trials=n_trials, timeout=args.timeout)
     if space.is_grid:
-        runner.enqueue_missing(study, space, cfg.max_retries)
+        runner.enqueue_missing(study, space, cfg.max_retries, cfg.queue_window)
     total, todo = runner.planned(study, space, cfg)
     spec = WorkerSpec(
         storage=args.storage,

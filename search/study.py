@@ -82,15 +82,16 @@ def resolve_space(
 
 
 def versions() -> dict[str, str]:
+    from importlib.metadata import version  # not importing torchvision: seconds per process
+
     import torch
-    import torchvision
 
     from search import __version__
 
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "torchvision": torchvision.__version__,
+        "torchvision": version("torchvision"),
         "optuna": optuna.__version__,
         "search": __version__,
         "platform": platform.platform(),

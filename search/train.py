@@ -14,36 +14,13 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from search import fused
+from search import graphs
 from search.data import Splits
-from search.model import ModelConfig, build_mlp, count_parameters, weight_matrices
+from search.model import ModelConfig, build_mlp, count_parameters
 from search.optim import OPTIMIZERS, FlatOptimizer
-
-Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
-
-# Losses on the logits z against labels y:
-#   nll:           nll_loss(log_softmax(z), y), the reference's baseline
-#   cross_entropy: cross_entropy(z, y), the same quantity computed by one fused op
-#   mse:           mse_loss(softmax(z), one_hot(y)): probabilities against one-hot targets,
-#                  mean over batch x 10 (the fair form of MSE for a classifier)
-#   mse_logprob:   mse_loss(log_softmax(z), one_hot(y)), exactly what the reference ran
-LOSSES = ("nll", "cross_entropy", "mse", "mse_logprob")
-
-
-def loss_fn(name: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    if name == "nll":
-        return F.nll_loss(F.log_softmax(logits, dim=1), y)
-    if name == "cross_entropy":
-        return F.cross_entropy(logits, y)
-    target = F.one_hot(y, logits.shape[1]).to(logits.dtype)
-    if name == "mse":
-        return F.mse_loss(F.softmax(logits, dim=1), target)
-    if name == "mse_logprob":
-        return F.mse_loss(F.log_softmax(logits, dim=1), target)
-    raise ValueError(f"loss: expected one of {', '.join(LOSSES)}, got {name!r}")
+from search.steps import LOSSES, Step, loss_fn, make_step
 
 
 @dataclass(frozen=True)
@@ -59,6 +36,7 @@ class TrainConfig:
     log_every: int = 40  # batches per point of the training-loss curve (the reference's 40)
     eval_batch: int = 1000  # the reference's test batch
     fused: bool = True  # use the hand-written step (search.fused) where it supports the model
+    cuda_graph: bool = True  # on CUDA, replay the fused step as a captured graph (search.graphs)
 
     def __post_init__(self) -> None:
         checks = [
@@ -93,7 +71,9 @@ class TrainResult:
     history: list[EpochRecord] = field(default_factory=list)
     curve: list[tuple[int, float]] = field(default_factory=list)  # (samples seen, mean loss)
     outcome: str = "completed"  # completed | diverged | stopped (by the on_epoch callback)
-    step: str = "autograd"  # which training step ran: fused | autograd
+    step: str = "autograd"  # which training step ran: fused+graph | fused | autograd
+    graph_fallback: str | None = None  # why a CUDA graph could not be captured, if it could not
+    peak_gpu_mib: float | None = None  # the process's peak GPU memory during the fit (CUDA only)
     n_params: int = 0
     seconds: float = 0.0  # wall time of the whole fit, evaluation included
     model: nn.Module | None = None
@@ -111,28 +91,14 @@ class TrainResult:
             "train_curve": [list(p) for p in self.curve],
             "outcome": self.outcome,
             "step": self.step,
+            **({"graph_fallback": self.graph_fallback} if self.graph_fallback else {}),
+            **({"peak_gpu_mib": round(self.peak_gpu_mib, 1)} if self.peak_gpu_mib else {}),
             "n_params": self.n_params,
             "seconds": round(self.seconds, 3),
             "best_epoch": best.epoch if best else None,
             "test_acc_at_best": best.test_acc if best else None,
             "test_acc_final": self.history[-1].test_acc if self.history else None,
         }
-
-
-def autograd_step(model: nn.Module, opt: FlatOptimizer, cfg: TrainConfig) -> Step:
-    """The textbook step: forward, loss (+ L1 penalty), backward, optimizer update."""
-    weights = weight_matrices(model) if cfg.l1 else []
-
-    def step(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        loss = loss_fn(cfg.loss, model(xb), yb)
-        if weights:
-            loss = loss + cfg.l1 * sum(w.abs().sum() for w in weights)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        return loss.detach()
-
-    return step
 
 
 def train_one_epoch(
@@ -152,7 +118,7 @@ def train_one_epoch(
     xbuf, ybuf = buffers
     for i, start in enumerate(range(0, n, batch_size)):
         idx = perm[start : start + batch_size]
-        xb, yb = xbuf[: len(idx)], ybuf[: len(idx)]
+        xb, yb = (xbuf, ybuf) if len(idx) == batch_size else (xbuf[: len(idx)], ybuf[: len(idx)])
         torch.index_select(x, 0, idx, out=xb)
         torch.index_select(y, 0, idx, out=yb)
         losses[i] = step(xb, yb)
@@ -183,31 +149,25 @@ def fit(
 ) -> TrainResult:
     """Train for ``cfg.epochs``; ``on_epoch`` sees each record and returns True to stop early."""
     start = time.perf_counter()
+    cuda = data.device.type == "cuda"
+    if cuda:  # the peak from here on counts what is already allocated: the worker's data
+        torch.cuda.reset_peak_memory_stats(data.device)
     torch.manual_seed(cfg.seed)
     model = build_mlp(model_cfg).to(data.device)
     opt = FlatOptimizer(list(model.parameters()), cfg.optimizer, cfg.lr, cfg.weight_decay)
-    use_fused = cfg.fused and fused.supports(model_cfg.activation)
-    step = (
-        fused.FusedMLPStep(
-            model, opt, model_cfg.activation, cfg.loss, cfg.l1, model_cfg.dropout, cfg.batch_size
-        )
-        if use_fused
-        else autograd_step(model, opt, cfg)
-    )
     generator = torch.Generator().manual_seed(cfg.seed)
     buffers = (
         torch.empty(cfg.batch_size, data.train_x.shape[1], device=data.device),
         torch.empty(cfg.batch_size, dtype=torch.int64, device=data.device),
     )
-    result = TrainResult(
-        n_params=count_parameters(model), model=model, step="fused" if use_fused else "autograd"
-    )
+    step, kind = make_step(model, opt, model_cfg, cfg, buffers)
+    result = TrainResult(n_params=count_parameters(model), model=model, step=kind)
     seen = 0
     for epoch in range(1, cfg.epochs + 1):
         t0 = time.perf_counter()
         losses = train_one_epoch(
             model,
-            step.step if use_fused else step,
+            step,
             cfg.batch_size,
             data.train_x,
             data.train_y,
@@ -240,5 +200,10 @@ def fit(
         if on_epoch is not None and on_epoch(record):
             result.outcome = "stopped"
             break
+    if isinstance(step, graphs.GraphedStep):
+        result.graph_fallback = step.fallback_reason
+        result.step = "fused+graph" if step.captured else "fused"
+    if cuda:
+        result.peak_gpu_mib = torch.cuda.max_memory_allocated(data.device) / 2**20
     result.seconds = time.perf_counter() - start
     return result

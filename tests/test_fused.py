@@ -5,27 +5,30 @@ import torch
 
 from search.fused import FUSED_ACTIVATIONS, FusedMLPStep, supports
 from search.model import ModelConfig, build_mlp
-from search.optim import FlatOptimizer
-from search.train import LOSSES, TrainConfig, autograd_step, fit
+from search.optim import BACKENDS, FlatOptimizer
+from search.steps import LOSSES, autograd_step
+from search.train import TrainConfig, fit
 
 
-def _pair(activation: str, loss: str, l1: float, batch: int = 16):
+def _pair(activation: str, loss: str, l1: float, backend: str, batch: int = 16):
     torch.manual_seed(0)
     cfg = ModelConfig(hidden=(24, 12), activation=activation)
     fused_model, ref_model = build_mlp(cfg), build_mlp(cfg)
     ref_model.load_state_dict(fused_model.state_dict())
-    fused_opt = FlatOptimizer(list(fused_model.parameters()), "sgd", 0.1)
+    fused_opt = FlatOptimizer(list(fused_model.parameters()), "sgd", 0.1, backend=backend)
     ref_opt = FlatOptimizer(list(ref_model.parameters()), "sgd", 0.1)
     step = FusedMLPStep(fused_model, fused_opt, activation, loss, l1, 0.0, batch)
     ref = autograd_step(ref_model, ref_opt, TrainConfig(loss=loss, l1=l1))
     return step, fused_opt, ref, ref_opt
 
 
+# "compiled": the CPU's kernels (search.kernels); "torch": tensor operations, as on a GPU.
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("l1", [0.0, 1e-3])
 @pytest.mark.parametrize("loss", LOSSES)
 @pytest.mark.parametrize("activation", FUSED_ACTIVATIONS)
-def test_fused_step_matches_autograd(activation, loss, l1):
-    step, fused_opt, ref, ref_opt = _pair(activation, loss, l1)
+def test_fused_step_matches_autograd(activation, loss, l1, backend):
+    step, fused_opt, ref, ref_opt = _pair(activation, loss, l1, backend)
     x, y = torch.randn(16, 784), torch.randint(0, 10, (16,))
     for batch in (slice(0, 16), slice(0, 11)):  # a full and a partial last batch
         got, want = step.step(x[batch], y[batch]), ref(x[batch], y[batch])

@@ -7,7 +7,7 @@ import torch
 import torch.nn.functional as F
 
 from search.model import ModelConfig, build_mlp
-from search.optim import OPTIMIZERS, FlatOptimizer
+from search.optim import BACKENDS, OPTIMIZERS, FlatOptimizer
 from search.train import TrainConfig, fit, loss_fn
 
 
@@ -21,14 +21,15 @@ def _torch_optimizer(kind, params, lr, wd):
     return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
 
 
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("weight_decay", [0.0, 0.01])
 @pytest.mark.parametrize("kind", OPTIMIZERS)
-def test_flat_optimizer_follows_torch_optim_step_for_step(kind, weight_decay):
+def test_flat_optimizer_follows_torch_optim_step_for_step(kind, weight_decay, backend):
     torch.manual_seed(0)
     ours, ref = build_mlp(ModelConfig(hidden=(16, 8))), build_mlp(ModelConfig(hidden=(16, 8)))
     ref.load_state_dict(ours.state_dict())
     lr = {"adadelta": 1.0, "sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}[kind]
-    flat = FlatOptimizer(list(ours.parameters()), kind, lr, weight_decay)
+    flat = FlatOptimizer(list(ours.parameters()), kind, lr, weight_decay, backend)
     torch_opt = _torch_optimizer(kind, ref.parameters(), lr, weight_decay)
     x, y = torch.randn(32, 784), torch.randint(0, 10, (32,))
     for _ in range(5):
