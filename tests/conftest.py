@@ -80,5 +80,5 @@ def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture(scope="session")
 def big_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Enough synthetic data (8,000 images) that a trial lasts long enough to interrupt."""
-    return make_dataset(tmp_path_factory.mktemp("bigdata"), n_train=8000, n_test=500)
+    """Enough synthetic data (4,000 images) that a trial lasts long enough to interrupt."""
+    return make_dataset(tmp_path_factory.mktemp("bigdata"), n_train=4000, n_test=500)
