@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The GPU checks of the speed issue, as one script for a machine with CUDA (about 8 minutes on
-# an H200-class GPU; each step has its own time limit so that one slow step cannot eat the rest).
+# The GPU checks of the speed issue, as one script for a machine with CUDA (at most 9.5 minutes:
+# each step has its own time limit, so that one slow step cannot eat the rest).
 #
 #   SEARCH_DATA_DIR=/path/to/data bash benchmarks/gpu_check.sh [WORKERS_PER_GPU] [GRID_SAMPLE]
 #
@@ -11,14 +11,16 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 workers=${1:-8}
 sample=${2:-200}
-py=${PYTHON:-python}
+py=$(command -v "${PYTHON:-python}")
+case $py in /*) ;; *) py="$PWD/$py" ;; esac  # the benchmarks run from benchmarks/
+data=$(realpath "${SEARCH_DATA_DIR:-data}")
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
 $py -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, torch.cuda.get_device_name())"
 echo "== GPU tests"
-timeout 240 $py -m pytest -q -rs tests/test_gpu.py
+timeout 150 $py -m pytest -q -rs tests/test_gpu.py
 echo "== baseline trial"
-timeout 120 $py benchmarks/trainer_vs_dataloader.py --device cuda --epochs 2
+timeout 90 $py benchmarks/trainer_vs_dataloader.py --device cuda --epochs 2 --data-dir "$data"
 echo "== ofat study"
-(cd benchmarks && timeout 180 $py study_wall.py --workers "1,$workers" --extra "--device cuda")
+(cd benchmarks && timeout 150 $py study_wall.py --workers "1,$workers" --data-dir "$data" --extra "--device cuda")
 echo "== full grid"
-(cd benchmarks && timeout 300 $py full_grid.py --device cuda --workers "$workers" --sample "$sample")
+(cd benchmarks && timeout 180 $py full_grid.py --device cuda --workers "$workers" --sample "$sample" --data-dir "$data")
