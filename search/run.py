@@ -15,8 +15,8 @@ import sys
 import optuna
 from tqdm import tqdm
 
+from search import claims, runner
 from search import data as data_mod
-from search import runner
 from search.cli import Parser, positive_float, positive_int, resolve_device
 from search.errors import SearchError, UsageError
 from search.objective import ObjectiveConfig
@@ -160,7 +160,7 @@ def run_in_workers(study: optuna.Study, space: Space, spec: WorkerSpec, n: int, 
     died (SIGKILL, out of memory) and requeues failed grid points that have retries left."""
 
     def progress() -> None:
-        bar.n = len(trial_ids(study, runner.DONE))  # one query, not every trial's record
+        bar.n = len(trial_ids(study, claims.DONE))  # one query, not every trial's record
         bar.refresh()
 
     for _ in range(spec.runner.max_retries + 1):
@@ -179,7 +179,7 @@ def execute(args: argparse.Namespace) -> int:
     n_trials = args.n_trials or (None if space.is_grid else DEFAULT_SAMPLER_TRIALS)
     cfg = runner.RunnerConfig(n_trials=n_trials, timeout=args.timeout)
     if space.is_grid:
-        runner.enqueue_missing(study, space, cfg.max_retries, cfg.queue_window)
+        claims.enqueue_missing(study, space, cfg.max_retries, cfg.queue_window)
     total, todo = runner.planned(study, space, cfg)
     spec = WorkerSpec(
         storage=args.storage,

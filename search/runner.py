@@ -1,43 +1,44 @@
 """Runner: claims trials from a study and runs them, one at a time, until the work is done.
 
-Grid designs never rely on a sampler to pick points: the missing points are enqueued as WAITING
-trials and each runner claims one atomically (the storage's WAITING -> RUNNING update succeeds
-for one claimant only), so every point is run once however many runners share the study.
+Grid designs never rely on a sampler to pick points: the missing points are queued as WAITING
+trials and each runner claims one atomically (search.claims), so every point is run once
+however many runners share the study. A running trial beats a heartbeat; trials of dead
+workers are failed and their points queued again.
 """
 
 from __future__ import annotations
 
 import contextlib
-import signal
 import threading
 import time
-import warnings
-from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import optuna
-from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from search.claims import (
+    DONE,
+    QUEUE_WINDOW,
+    ask,
+    claim_waiting,
+    enqueue_missing,
+    fail_interrupted,
+    grid_status,
+)
 from search.errors import SearchError
 from search.objective import Objective
-from search.space import Space, point_key
+from search.space import Space
 from search.storage import (
     GRACE_S,
     HEARTBEAT_S,
     fail_orphaned_trials,
     fail_stale_trials,
-    grid_lock,
     rdb,
     trial_ids,
-    worker_identity,
 )
 
-DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 IDLE_POLL_S = 1.0  # an idle worker looks this often for a point to rerun while others run
-QUEUE_WINDOW = 64  # grid points waiting in the queue at a time (see enqueue_missing)
-PENDING = (TrialState.WAITING, TrialState.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -46,46 +47,6 @@ class RunnerConfig:
     timeout: float | None = None  # seconds for this process
     max_retries: int = 2  # reruns of a grid point whose trial failed
     queue_window: int | None = QUEUE_WINDOW  # grid points queued at a time; None: all
-
-
-def trial_point(t: FrozenTrial) -> str | None:
-    return t.user_attrs.get("point")
-
-
-def grid_status(study: optuna.Study, space: Space) -> dict[str, Counter]:
-    """Per grid point, how many of its trials are in each state."""
-    status: dict[str, Counter] = {point_key(p): Counter() for p in space.points}
-    for t in study.get_trials(deepcopy=False):
-        key = trial_point(t)
-        if key in status:
-            status[key][t.state] += 1
-    return status
-
-
-def enqueue_missing(
-    study: optuna.Study, space: Space, max_retries: int, window: int | None
-) -> int:
-    """Queue grid points that are neither done, nor queued or running, nor out of retries,
-    until ``window`` are waiting (None: all of them); return how many were queued.
-
-    Under the study's lock, so that two processes never queue the same point twice. A claim
-    reads the whole queue through Optuna, so a short queue keeps a 2,187-point grid's claims
-    as cheap as a 15-point one's; an empty queue is topped up by ``recover``.
-    """
-    added = 0
-    with grid_lock(rdb(study), study.study_name):
-        status = grid_status(study, space)
-        waiting = sum(counts[TrialState.WAITING] for counts in status.values())
-        for point in space.points:
-            if window is not None and waiting >= window:
-                break
-            counts = status[point_key(point)]
-            if any(counts[s] for s in DONE + PENDING) or counts[TrialState.FAIL] > max_retries:
-                continue
-            study.enqueue_trial(point, user_attrs={"point": point_key(point)})
-            added += 1
-            waiting += 1
-    return added
 
 
 def recover(study: optuna.Study, space: Space, cfg: RunnerConfig) -> int:
@@ -118,72 +79,13 @@ def heartbeat(study: optuna.Study, trial_id: int) -> Iterator[None]:
         thread.join()
 
 
-@contextlib.contextmanager
-def _no_sigint() -> Iterator[None]:
-    """Hold Ctrl-C back while a claim is half made, and raise it once the claim is whole.
-
-    Python runs signal handlers in the main thread, so a handler that only takes note is
-    enough (masking the signal would not be: another thread could still receive it).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGINT, previous)
-    if caught:
-        raise KeyboardInterrupt
-
-
-def _fail_interrupted(study: optuna.Study, trial: optuna.Trial) -> None:
-    """Mark the trial FAIL "interrupted"; a second Ctrl-C meanwhile must not cut this short."""
-    if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the process is on its way out
-    trial.set_user_attr("fail_reason", "interrupted")
-    study.tell(trial, state=TrialState.FAIL)
-
-
-def claim_waiting(study: optuna.Study) -> optuna.Trial | None:
-    """Take one WAITING trial for this process, or None when the queue is empty."""
-    claimed: list[optuna.Trial] = []
-    try:
-        with _no_sigint():
-            trial = _claim(study)
-            if trial is not None:
-                claimed.append(trial)
-    except KeyboardInterrupt:  # held back until the claim was whole: release what it took
-        for trial in claimed:
-            _fail_interrupted(study, trial)
-        raise
-    return trial
-
-
-def _claim(study: optuna.Study) -> optuna.Trial | None:
-    storage = study._storage
-    me = worker_identity()
-    # get_trials (not a bare query) also tells Optuna's trial cache about the trial claimed.
-    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        try:
-            if not storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
-                continue  # another worker won it
-        except UpdateFinishedTrialError:
-            continue
-        # Killed right here, the trial has no owner: fail_orphaned_trials allows for it.
-        storage.set_trial_user_attr(t._trial_id, "worker", me)
-        return optuna.Trial(study, t._trial_id)
-    return None
-
-
 def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective) -> FrozenTrial:
     """Run the objective and finish the trial; a failure is recorded, never left RUNNING."""
     try:
         with heartbeat(study, trial._trial_id):
             outcome = objective(trial)
     except KeyboardInterrupt:
-        _fail_interrupted(study, trial)
+        fail_interrupted(study, trial)
         raise
     except Exception as e:
         trial.set_user_attr("fail_reason", f"{type(e).__name__}: {e}")
@@ -228,22 +130,6 @@ def planned(study: optuna.Study, space: Space, cfg: RunnerConfig) -> tuple[int, 
     return max(total, todo), todo
 
 
-def _ask(study: optuna.Study) -> optuna.Trial:
-    """A new trial from the sampler, with its owner recorded (Ctrl-C as in claim_waiting)."""
-    asked: list[optuna.Trial] = []
-    try:
-        with _no_sigint(), warnings.catch_warnings():
-            # Optuna warns that heartbeats go with study.optimize: this loop beats itself.
-            warnings.simplefilter("ignore", UserWarning)
-            asked.append(study.ask())
-            study._storage.set_trial_user_attr(asked[0]._trial_id, "worker", worker_identity())
-    except KeyboardInterrupt:
-        for trial in asked:
-            _fail_interrupted(study, trial)
-        raise
-    return asked[0]
-
-
 def run(
     study: optuna.Study,
     space: Space,
@@ -284,7 +170,7 @@ def run(
                 break
             waiting = False
         else:
-            trial = _ask(study)
+            trial = ask(study)
         frozen = run_trial(study, trial, objective)
         ran += 1
         if on_done is not None:

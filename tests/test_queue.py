@@ -8,7 +8,7 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search import runner
+from search import claims, runner
 from search.objective import Outcome
 from search.space import design, point_key
 from search.storage import open_storage
@@ -29,15 +29,15 @@ def ofat_study(tmp_path):
 
 def test_the_queue_holds_at_most_its_window_of_waiting_points(ofat_study):
     study, space = ofat_study
-    assert runner.enqueue_missing(study, space, max_retries=2, window=4) == 4
-    assert runner.enqueue_missing(study, space, max_retries=2, window=4) == 0
+    assert claims.enqueue_missing(study, space, max_retries=2, window=4) == 4
+    assert claims.enqueue_missing(study, space, max_retries=2, window=4) == 0
     assert len(study.get_trials(states=(TrialState.WAITING,))) == 4
 
 
 def test_a_grid_larger_than_the_window_runs_every_point_exactly_once(ofat_study):
     study, space = ofat_study
     cfg = runner.RunnerConfig(queue_window=4)
-    runner.enqueue_missing(study, space, cfg.max_retries, cfg.queue_window)
+    claims.enqueue_missing(study, space, cfg.max_retries, cfg.queue_window)
     assert runner.run(study, space, finish_at_once, cfg) == 15
     trials = study.get_trials()
     assert [t.state for t in trials] == [TrialState.COMPLETE] * 15
@@ -49,5 +49,5 @@ def test_a_grid_larger_than_the_window_runs_every_point_exactly_once(ofat_study)
 def test_progress_counts_the_points_not_yet_queued(ofat_study):
     study, space = ofat_study
     cfg = runner.RunnerConfig(queue_window=4)
-    runner.enqueue_missing(study, space, cfg.max_retries, cfg.queue_window)
+    claims.enqueue_missing(study, space, cfg.max_retries, cfg.queue_window)
     assert runner.planned(study, space, cfg) == (15, 15)

@@ -1,6 +1,6 @@
 """Benchmark: the runner's own cost per trial on the full 3^7 grid, short queue or all of it.
 
-    python benchmarks/claims.py [--trials 200] [--storage-url URL]
+    python benchmarks/queue_cost.py [--trials 200] [--storage-url URL]
 
 An objective that trains nothing finishes each trial at once, so the wall time per trial is
 the runner's: claiming a WAITING trial, recording its owner and result, and topping up the
@@ -20,7 +20,7 @@ import optuna
 from optuna.trial import TrialState
 from scaling import drop_storage, fresh_storage  # beside this file
 
-from search import runner
+from search import claims, runner
 from search.objective import Outcome
 from search.space import design
 from search.storage import open_storage
@@ -30,7 +30,7 @@ def per_trial_ms(storage: str, trials: int, window: int | None) -> float:
     study = optuna.create_study(storage=open_storage(storage), direction="maximize")
     space = design("full").as_grid("benchmark")
     cfg = runner.RunnerConfig(n_trials=trials, queue_window=window)
-    runner.enqueue_missing(study, space, cfg.max_retries, cfg.queue_window)
+    claims.enqueue_missing(study, space, cfg.max_retries, cfg.queue_window)
     start = time.perf_counter()
     ran = runner.run(study, space, lambda trial: Outcome(TrialState.COMPLETE, [0.5]), cfg)
     return (time.perf_counter() - start) / ran * 1000
@@ -44,14 +44,14 @@ def main() -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        for label, window in (("all 2,187 queued", None), ("default", runner.QUEUE_WINDOW)):
+        for label, window in (("all 2,187 queued", None), ("default", claims.QUEUE_WINDOW)):
             storage = fresh_storage(args.storage_url, tmp)
             results[label] = per_trial_ms(storage, args.trials, window)
             drop_storage(args.storage_url, storage)
             print(f"{label} (window {window}): {results[label]:.1f} ms per trial", flush=True)
     print(
         f"runner cost on the full grid: {results['default']:.1f} ms per trial with a "
-        f"{runner.QUEUE_WINDOW}-point queue, {results['all 2,187 queued']:.1f} ms with all queued"
+        f"{claims.QUEUE_WINDOW}-point queue, {results['all 2,187 queued']:.1f} ms with all queued"
     )
 
 

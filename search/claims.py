@@ -1,0 +1,142 @@
+"""The grid's queue and the claims on it: how a worker takes a trial that no other one takes.
+
+The missing grid points are queued as WAITING trials under the study's lock, a short window
+at a time, and a worker claims one with the storage's WAITING -> RUNNING update, which
+succeeds for one claimant only. A sampler's trial is claimed by ``ask``. Ctrl-C is held back
+while a claim is half made, so a trial is never left claimed without an owner.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import signal
+import threading
+import warnings
+from collections import Counter
+from collections.abc import Iterator
+
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.trial import FrozenTrial, TrialState
+
+from search.space import Space, point_key
+from search.storage import grid_lock, rdb, worker_identity
+
+DONE = (TrialState.COMPLETE, TrialState.PRUNED)
+PENDING = (TrialState.WAITING, TrialState.RUNNING)
+QUEUE_WINDOW = 64  # grid points waiting in the queue at a time (see enqueue_missing)
+
+
+def trial_point(t: FrozenTrial) -> str | None:
+    return t.user_attrs.get("point")
+
+
+def grid_status(study: optuna.Study, space: Space) -> dict[str, Counter]:
+    """Per grid point, how many of its trials are in each state."""
+    status: dict[str, Counter] = {point_key(p): Counter() for p in space.points}
+    for t in study.get_trials(deepcopy=False):
+        key = trial_point(t)
+        if key in status:
+            status[key][t.state] += 1
+    return status
+
+
+def enqueue_missing(
+    study: optuna.Study, space: Space, max_retries: int, window: int | None
+) -> int:
+    """Queue grid points that are neither done, nor queued or running, nor out of retries,
+    until ``window`` are waiting (None: all of them); return how many were queued.
+
+    Under the study's lock, so that two processes never queue the same point twice. A claim
+    reads the whole queue through Optuna, so a short queue keeps a 2,187-point grid's claims
+    as cheap as a 15-point one's; an empty queue is topped up by ``recover``.
+    """
+    added = 0
+    with grid_lock(rdb(study), study.study_name):
+        status = grid_status(study, space)
+        waiting = sum(counts[TrialState.WAITING] for counts in status.values())
+        for point in space.points:
+            if window is not None and waiting >= window:
+                break
+            counts = status[point_key(point)]
+            if any(counts[s] for s in DONE + PENDING) or counts[TrialState.FAIL] > max_retries:
+                continue
+            study.enqueue_trial(point, user_attrs={"point": point_key(point)})
+            added += 1
+            waiting += 1
+    return added
+
+
+@contextlib.contextmanager
+def _no_sigint() -> Iterator[None]:
+    """Hold Ctrl-C back while a claim is half made, and raise it once the claim is whole.
+
+    Python runs signal handlers in the main thread, so a handler that only takes note is
+    enough (masking the signal would not be: another thread could still receive it).
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+def fail_interrupted(study: optuna.Study, trial: optuna.Trial) -> None:
+    """Mark the trial FAIL "interrupted"; a second Ctrl-C meanwhile must not cut this short."""
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the process is on its way out
+    trial.set_user_attr("fail_reason", "interrupted")
+    study.tell(trial, state=TrialState.FAIL)
+
+
+def claim_waiting(study: optuna.Study) -> optuna.Trial | None:
+    """Take one WAITING trial for this process, or None when the queue is empty."""
+    claimed: list[optuna.Trial] = []
+    try:
+        with _no_sigint():
+            trial = _claim(study)
+            if trial is not None:
+                claimed.append(trial)
+    except KeyboardInterrupt:  # held back until the claim was whole: release what it took
+        for trial in claimed:
+            fail_interrupted(study, trial)
+        raise
+    return trial
+
+
+def _claim(study: optuna.Study) -> optuna.Trial | None:
+    storage = study._storage
+    me = worker_identity()
+    # get_trials (not a bare query) also tells Optuna's trial cache about the trial claimed.
+    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+        try:
+            if not storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
+                continue  # another worker won it
+        except UpdateFinishedTrialError:
+            continue
+        # Killed right here, the trial has no owner: fail_orphaned_trials allows for it.
+        storage.set_trial_user_attr(t._trial_id, "worker", me)
+        return optuna.Trial(study, t._trial_id)
+    return None
+
+
+def ask(study: optuna.Study) -> optuna.Trial:
+    """A new trial from the sampler, with its owner recorded (Ctrl-C as in claim_waiting)."""
+    asked: list[optuna.Trial] = []
+    try:
+        with _no_sigint(), warnings.catch_warnings():
+            # Optuna warns that heartbeats go with study.optimize: this loop beats itself.
+            warnings.simplefilter("ignore", UserWarning)
+            asked.append(study.ask())
+            study._storage.set_trial_user_attr(asked[0]._trial_id, "worker", worker_identity())
+    except KeyboardInterrupt:
+        for trial in asked:
+            fail_interrupted(study, trial)
+        raise
+    return asked[0]
