@@ -2,7 +2,8 @@
 
 These run wherever CUDA exists and skip, with the reason, elsewhere. The arithmetic they rely
 on (the device-side optimizer, the loss without host synchronisation) is also checked on the
-CPU by tests/test_train.py and tests/test_fused.py.
+CPU by tests/test_train.py and tests/test_fused.py, and GraphedStep's bookkeeping (warm-up,
+capture, replays, fallback) by tests/test_graphs.py with a stand-in for the graph API.
 """
 
 from __future__ import annotations

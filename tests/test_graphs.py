@@ -1,0 +1,102 @@
+"""GraphedStep's bookkeeping, on any machine: warm-up, one capture, replays, eager fallback.
+
+A stand-in for torch.cuda's graph API keeps CUDA's semantics on the CPU: capturing runs nothing
+(every tensor the step writes is restored afterwards) and a replay runs the recorded step on
+the static buffers. tests/test_gpu.py runs the real thing wherever CUDA exists.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import pytest
+import torch
+
+from search import graphs
+from search.fused import FusedMLPStep
+from search.model import ModelConfig, build_mlp
+from search.optim import FlatOptimizer
+from search.train import train_one_epoch
+
+BATCH, N = 32, 32 * 10 + 7  # ten full batches and a partial one
+
+
+class FakeGraph:
+    """Records the step captured under it; ``replay`` runs that step again."""
+
+    fail_with: str | None = None
+
+    def __init__(self) -> None:
+        self.step = None
+
+    def replay(self) -> None:
+        opt = self.step.fused.opt
+        steps = opt.steps  # a real replay runs no Python: the host-side count stays put
+        self.step.static_loss.copy_(self.step.fused.step(self.step.xbuf, self.step.ybuf))
+        opt.steps = steps
+
+
+class FakeStream:
+    def wait_stream(self, other: FakeStream) -> None:
+        pass
+
+
+def fake_graph_api(monkeypatch, graphed: list) -> None:
+    @contextlib.contextmanager
+    def capture(graph: FakeGraph):
+        if FakeGraph.fail_with:
+            raise RuntimeError(FakeGraph.fail_with)
+        step = graphed[0]
+        opt = step.fused.opt
+        saved = [t.clone() for t in (opt.flat, opt.grad, *opt.state, opt.step_t)]
+        yield
+        for t, s in zip((opt.flat, opt.grad, *opt.state, opt.step_t), saved, strict=True):
+            t.copy_(s)  # capturing runs nothing
+        step.static_loss = step.static_loss.clone()
+        graph.step = step
+
+    monkeypatch.setattr(torch.cuda, "CUDAGraph", FakeGraph)
+    monkeypatch.setattr(torch.cuda, "graph", capture)
+    monkeypatch.setattr(torch.cuda, "Stream", lambda device=None: FakeStream())
+    monkeypatch.setattr(torch.cuda, "stream", lambda s: contextlib.nullcontext())
+    monkeypatch.setattr(torch.cuda, "current_stream", FakeStream)
+    monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
+
+
+def _train(step_factory, epochs: int = 2):
+    torch.manual_seed(0)
+    model = build_mlp(ModelConfig(hidden=(16,)))
+    opt = FlatOptimizer(list(model.parameters()), "adam", 1e-3)
+    fused = FusedMLPStep(model, opt, "relu", "nll", 0.0, 0.0, BATCH)
+    buffers = (torch.empty(BATCH, 784), torch.empty(BATCH, dtype=torch.int64))
+    step = step_factory(fused, buffers)
+    gen = torch.Generator().manual_seed(1)
+    x, y = torch.randn(N, 784, generator=gen), torch.randint(0, 10, (N,), generator=gen)
+    losses = [train_one_epoch(model, step, BATCH, x, y, gen, buffers) for _ in range(epochs)]
+    return step, opt, torch.cat(losses)
+
+
+@pytest.mark.parametrize("fail", [None, "operation not permitted when stream is capturing"])
+def test_a_graphed_step_trains_exactly_as_the_eager_step_and_falls_back_on_failure(
+    monkeypatch, fail
+):
+    graphed: list = []
+    fake_graph_api(monkeypatch, graphed)
+    monkeypatch.setattr(FakeGraph, "fail_with", fail)
+
+    def make(fused, buffers):
+        graphed.append(graphs.GraphedStep(fused, buffers))
+        return graphed[0]
+
+    step, opt, losses = _train(make)
+    _, eager_opt, eager_losses = _train(lambda fused, buffers: fused.step)
+    torch.testing.assert_close(losses, eager_losses)
+    torch.testing.assert_close(opt.flat, eager_opt.flat)
+    assert opt.steps == eager_opt.steps == 2 * 11
+    if fail:
+        assert not step.captured and fail in step.fallback_reason
+        assert step.replays == 0
+    else:
+        assert step.captured and step.fallback_reason is None
+        assert step.eager_calls == graphs.WARMUP_STEPS
+        assert step.replays == 2 * 10 - graphs.WARMUP_STEPS  # partial batches run eagerly
