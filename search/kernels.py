@@ -13,8 +13,15 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-_jit = numba.njit(cache=True, nogil=True, error_model="numpy")
 F32 = np.float32
+
+
+def _jit(func):
+    options = {"nogil": True, "error_model": "numpy"}
+    try:
+        return numba.njit(cache=True, **options)(func)
+    except RuntimeError:  # no writable cache folder (a read-only install): compile per process
+        return numba.njit(**options)(func)
 
 
 @_jit

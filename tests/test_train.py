@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -112,3 +113,21 @@ def test_l1_penalty_is_part_of_the_training_loss(tiny_splits):
 def test_bad_training_values_name_the_argument():
     with pytest.raises(ValueError, match="batch_size"):
         TrainConfig(batch_size=0)
+
+
+def test_the_cpu_kernels_still_work_where_no_cache_folder_is_writable(monkeypatch):
+    import importlib
+
+    import numba.core.caching
+
+    from search import kernels
+
+    monkeypatch.setattr(numba.core.caching.CacheImpl, "_locator_classes", [])
+    try:
+        uncached = importlib.reload(kernels)
+        p, g = np.ones(4, np.float32), np.full(4, 0.5, np.float32)
+        uncached.sgd(p, g, np.zeros(4, np.float32), *(np.float32(v) for v in (0.1, 0.9, 0.0)))
+        assert p.tolist() == pytest.approx([0.95] * 4)
+    finally:
+        monkeypatch.undo()
+        importlib.reload(kernels)
