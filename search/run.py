@@ -210,10 +210,10 @@ def execute(args: argparse.Namespace) -> int:
         )
         return 0
     if todo:
-        # Load (and so check) the data before any progress is drawn; workers load their own.
-        splits = data_mod.load(spec.data, device)
+        # Load (and so check) the data before any progress is drawn. Workers load their own,
+        # so then this check stays on the CPU: no GPU memory held by a process that trains none.
+        splits = data_mod.load(spec.data, device if args.workers == 1 else "cpu")
         if args.workers > 1:
-            del splits
             splits = None
         say(
             f"study {study.study_name}: {todo} trials to run on {device}"
