@@ -63,7 +63,9 @@ class FlatOptimizer:
             self.grads.append(_view_like(self.grad, offset, p))
             offset += p.numel()
         self.state = [torch.zeros_like(self.flat) for _ in range(2)]
-        self.tmp = [torch.empty_like(self.flat) for _ in range(2)]
+        # Scratch for the tensor-operation rules; a compiled loop needs none.
+        n_tmp = 2 if self.backend == "torch" else 0
+        self.tmp = [torch.empty_like(self.flat) for _ in range(n_tmp)]
         self.steps = 0
         self.step_t = torch.zeros((), device=device)  # the step count, for a captured graph
         if self.backend == "compiled":
