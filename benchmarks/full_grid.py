@@ -20,7 +20,7 @@ import tempfile
 import optuna
 from scaling import timed_run  # beside this file
 
-from search.data import default_data_dir
+from search.engine.data import default_data_dir
 
 GRID_POINTS = 3**7
 

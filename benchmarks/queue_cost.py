@@ -20,10 +20,10 @@ import optuna
 from optuna.trial import TrialState
 from scaling import drop_storage, fresh_storage  # beside this file
 
-from search import claims, runner
-from search.objective import Outcome
-from search.space import design
-from search.storage import open_storage
+from search.study import claims, runner
+from search.study.runner import Outcome
+from search.study.space import design
+from search.study.storage import open_storage
 
 
 def per_trial_ms(storage: str, trials: int, window: int | None) -> float:

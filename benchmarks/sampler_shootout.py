@@ -22,10 +22,10 @@ from pathlib import Path
 
 import optuna
 
-from search.best import best_trial
-from search.data import default_data_dir
+from search.engine.data import default_data_dir
 from search.run import main as run_main
-from search.samplers import DEFAULT_PRUNER, SAMPLERS
+from search.study.samplers import DEFAULT_PRUNER, SAMPLERS
+from search.views.best import best_trial
 
 
 def one(sampler: str, seed: int, args: argparse.Namespace, folder: Path) -> dict:

@@ -19,10 +19,11 @@ import torch.nn.functional as F
 import torchvision
 from torchvision import transforms
 
-from search.cli import resolve_device
-from search.data import DataConfig, default_data_dir, load
-from search.model import ModelConfig, build_mlp
-from search.train import TrainConfig, evaluate, fit
+from search.engine.config import ModelConfig, TrainConfig
+from search.engine.data import DataConfig, default_data_dir, load
+from search.engine.device import resolve_device
+from search.engine.model import build_mlp
+from search.engine.train import evaluate, fit
 
 
 class SeededOrder(torch.utils.data.Sampler):

@@ -7,44 +7,13 @@ Every value is fixed; turn any of them into a list or a {low, high} range to ref
 
 from __future__ import annotations
 
-import json
 import sys
-from typing import Any
 
 import optuna
-from optuna.trial import FrozenTrial, TrialState
 
-from search.cli import Parser
-from search.errors import SearchError
-from search.storage import DEFAULT_STORAGE, load_existing_study
-
-
-def best_trial(study: optuna.Study) -> FrozenTrial:
-    """The best trial by validation accuracy (the first objective, also on a Pareto front)."""
-    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not done:
-        raise SearchError(f"study {study.study_name!r} has no completed trial yet")
-    return max(done, key=lambda t: (t.values[0], -t.number))
-
-
-def _toml_value(value: Any) -> str:
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, (int, float)):
-        return repr(value)
-    return json.dumps(str(value))  # a TOML basic string for plain text
-
-
-def to_toml(study: optuna.Study, trial: FrozenTrial) -> str:
-    lines = [
-        f"# Best trial {trial.number} of study {study.study_name!r}: validation accuracy "
-        f"{trial.values[0]:.2%}, test accuracy {trial.user_attrs.get('test_acc_at_best', 0):.2%}",
-        f"name = {json.dumps(f'best-of-{study.study_name}')}",
-        "",
-        "[params]",
-    ]
-    lines += [f"{k} = {_toml_value(v)}" for k, v in trial.params.items()]
-    return "\n".join(lines) + "\n"
+from search.cli import Parser, guarded
+from search.study.storage import DEFAULT_STORAGE, load_existing_study
+from search.views.best import best_trial, to_toml
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -53,13 +22,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--storage", default=DEFAULT_STORAGE)
     args = p.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
+
+    def best() -> int:
         study = load_existing_study(args.storage, args.study_name)
         sys.stdout.write(to_toml(study, best_trial(study)))
-    except SearchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    return 0
+        return 0
+
+    return guarded(best, args.debug)
 
 
 if __name__ == "__main__":

@@ -1,13 +1,17 @@
-"""Command-line pieces every entry point shares: one-line usage errors, numbers, devices."""
+"""What every entry point shares: one-line usage errors, number types, and ``guarded``, which
+turns a ``SearchError`` into one line and its exit code (a traceback only with ``--debug``).
+"""
 
 from __future__ import annotations
 
 import argparse
+import sys
+from collections.abc import Callable
 from typing import NoReturn
 
-import torch
+from search.errors import SearchError
 
-from search.errors import UsageError
+EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
 
 
 def positive_int(text: str) -> int:
@@ -28,24 +32,29 @@ def positive_float(text: str) -> float:
 
 
 class Parser(argparse.ArgumentParser):
-    """Usage errors as one line (exit code 2) instead of the whole usage block."""
+    """Usage errors as one line (exit code 2) instead of the whole usage block; every entry
+    point takes ``--debug``."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.add_argument("--debug", action="store_true", help="show tracebacks")
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    available = {
-        "cpu": True,
-        "cuda": torch.cuda.is_available(),
-        "mps": torch.backends.mps.is_available(),
-    }
-    if not available[name]:
-        raise UsageError(f"--device {name}: not available on this machine; use --device auto")
-    return torch.device(name)
+def guarded(body: Callable[[], int], debug: bool, interrupted: str = "interrupted") -> int:
+    """Run an entry point's body and return its exit code: a ``SearchError`` is one line on
+    stderr and its own code, Ctrl-C is ``interrupted`` and 130."""
+    try:
+        return body()
+    except SearchError as e:
+        if debug:
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        if debug:
+            raise
+        print(interrupted, file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -3,29 +3,34 @@
     python -m search.dashboard [--storage sqlite:///study_db/mnist.db] [--host 127.0.0.1]
                                [--port 8080]
 It binds to this machine only unless told otherwise: the dashboard has no authentication.
+``--port 0`` lets the system choose a free port; the first line printed names the address.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
 import optuna
-from optuna.artifacts import FileSystemArtifactStore
 
-from search.cli import Parser
+from search.cli import Parser, guarded
 from search.errors import SearchError
-from search.publish import artifact_dir_for
-from search.storage import DEFAULT_STORAGE, open_storage
+from search.study.storage import DEFAULT_STORAGE, artifact_dir_for, open_storage
+from search.views.dashboard import LOCAL_HOSTS, dashboard_server
 
-LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
+
+def port_number(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port from 0 to 65535, got {text!r}")
+    return int(text)
 
 
 def main(argv: list[str] | None = None) -> int:
     p = Parser(prog="python -m search.dashboard", description=__doc__.splitlines()[0])
     p.add_argument("--storage", default=DEFAULT_STORAGE)
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--port", type=port_number, default=8080, help="0: any free port")
     p.add_argument(
         "--artifact-dir",
         default=None,
@@ -39,29 +44,26 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    try:
-        storage = open_storage(args.storage, must_exist=True)
-    except SearchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    artifacts = Path(args.artifact_dir) if args.artifact_dir else artifact_dir_for(args.storage)
-    artifacts.mkdir(parents=True, exist_ok=True)
-    from optuna_dashboard import run_server
 
-    print(f"optuna-dashboard on http://{args.host}:{args.port}/ (Ctrl-C stops it)", flush=True)
-    try:
-        run_server(
-            storage,
-            host=args.host,
-            port=args.port,
-            artifact_store=FileSystemArtifactStore(str(artifacts)),
-        )
-    except KeyboardInterrupt:
-        pass
-    except OSError as e:
-        print(f"error: cannot serve on {args.host}:{args.port}: {e.strerror}", file=sys.stderr)
-        return 1
-    return 0
+    def serve() -> int:
+        storage = open_storage(args.storage, must_exist=True)
+        artifacts = Path(args.artifact_dir or artifact_dir_for(args.storage))
+        try:
+            server = dashboard_server(storage, args.host, args.port, artifacts)
+        except OSError as e:
+            shown = f"{args.host}:{args.port}"
+            raise SearchError(f"--port: cannot serve on {shown}: {e.strerror}") from None
+        host = f"[{args.host}]" if ":" in args.host else args.host
+        print(f"optuna-dashboard on http://{host}:{server.server_port}/ (Ctrl-C stops it)")
+        sys.stdout.flush()
+        with server:
+            try:
+                server.serve_forever()
+            except KeyboardInterrupt:  # how a user stops a server: not a failure
+                pass
+        return 0
+
+    return guarded(serve, args.debug)
 
 
 if __name__ == "__main__":

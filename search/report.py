@@ -1,169 +1,33 @@
-"""Reports: ``python -m search.report --study-name NAME [--storage URL] [--out DIR]``.
+"""Write a study's report as HTML pages and tables.
 
-Writes HTML pages of Plotly charts (default ``reports/NAME/``, with ``index.html`` linking
-them; plotly.js is written once beside them, so the folder works offline), ``summary.csv``
-and ``summary.md``. An ofat study gets the reference's figures, one page per factor, and an
-overview of the factors' effects; every study gets Optuna's charts.
+    python -m search.report --study-name NAME [--storage URL] [--out DIR]
+
+HTML pages of Plotly charts (default ``reports/NAME/``, with ``index.html``; they work offline),
+``summary.csv`` and ``summary.md``; an ofat study also gets the reference's figures.
 """
 
 from __future__ import annotations
 
-import csv
-import html
+import argparse
 import importlib.util
 import sys
-import warnings
-from collections import Counter
 from pathlib import Path
 
 import optuna
-import optuna.visualization as vis
-from optuna.trial import TrialState
 
-from search.cli import Parser
-from search.errors import SearchError
-from search.figures import factor_effects, factor_figure, factor_panels, overview_figure
-from search.space import Space, parse_space, point_key
-from search.storage import DEFAULT_STORAGE, load_existing_study
-from search.summary import rows_for_trials
+from search.cli import Parser, guarded
+from search.study.storage import DEFAULT_STORAGE, load_existing_study
+from search.views.report import PNG, write_report
 
 
-def study_space(study: optuna.Study) -> Space:
-    """The space stored with the study; a study made elsewhere gets one with no grid."""
-    text = study.user_attrs.get("space_toml")
-    if text:
-        return parse_space(text, f"the space stored with study {study.study_name!r}")
-    return Space("unknown", {})
-
-
-def summary_table(study: optuna.Study) -> list[dict]:
-    """One row per trial, all parameters flat; repeated runs of a grid point are marked."""
-    trials = study.get_trials(deepcopy=False)
-    keys = [t.user_attrs.get("point") or point_key(t.params) for t in trials]
-    runs = Counter(keys)
-    names = sorted({k for t in trials for k in t.params})
-    rows = []
-    for t, key, row in zip(trials, keys, rows_for_trials(trials, study_space(study)), strict=True):
-        others = [
-            str(o.number) for o, k in zip(trials, keys, strict=True) if k == key and o is not t
-        ]
-        rows.append(
-            {
-                "trial": t.number,
-                "state": t.state.name,
-                **{n: t.params.get(n, "") for n in names},
-                "best_val_acc": row["val_acc"],
-                "test_acc": row["test_acc"],
-                "seconds": row["seconds"],
-                "same_point_as": " ".join(others) if runs[key] > 1 else "",
-            }
-        )
-    return rows
-
-
-def _optuna_charts(study: optuna.Study) -> dict[str, object]:
-    """Optuna's charts by title; a chart the study cannot draw yet is left out, with why."""
-    multi = len(study.directions) > 1
-    target = (lambda t: t.values[0]) if multi else None
-    name = "validation accuracy (higher is better)"
-    evaluators = {"PED-ANOVA": optuna.importance.PedAnovaImportanceEvaluator()}
-    if importlib.util.find_spec("sklearn"):
-        evaluators["fANOVA"] = optuna.importance.FanovaImportanceEvaluator(seed=0)
-    charts: dict[str, object] = {}
-    attempts = {
-        "optimization history": lambda: vis.plot_optimization_history(
-            study, target=target, target_name=name
-        ),
-        "parallel coordinates": lambda: vis.plot_parallel_coordinate(
-            study, target=target, target_name=name
-        ),
-        "slice": lambda: vis.plot_slice(study, target=target, target_name=name),
-        "learning curves (intermediate values; pruned trials end early)": lambda: (
-            vis.plot_intermediate_values(study)
-        ),
-        "timeline": lambda: vis.plot_timeline(study),
-    }
-    for ev_name, ev in evaluators.items():
-        attempts[f"parameter importance ({ev_name}, for {name})"] = lambda ev=ev: (
-            vis.plot_param_importances(study, evaluator=ev, target=target, target_name=name)
-        )
-    if multi:
-        attempts["Pareto front"] = lambda: vis.plot_pareto_front(study)
-    for title, draw in attempts.items():
-        try:
-            fig = draw()
-        except Exception as e:  # noqa: BLE001 - e.g. too few trials for importance
-            charts[title] = f"not drawn: {e}"
-            continue
-        fig.update_layout(title=title)
-        charts[title] = fig
-    try:
-        top = list(
-            optuna.importance.get_param_importances(
-                study, evaluator=evaluators["PED-ANOVA"], target=target
-            )
-        )[:2]
-        if len(top) == 2:
-            fig = vis.plot_contour(study, params=top, target=target, target_name=name)
-            charts[f"contour of {top[0]} and {top[1]}"] = fig.update_layout(
-                title=f"contour of the two most important parameters ({name})"
-            )
-    except Exception as e:  # noqa: BLE001
-        charts["contour"] = f"not drawn: {e}"
-    return charts
-
-
-def _slug(title: str) -> str:
-    return "".join(c if c.isalnum() else "-" for c in title.lower()).strip("-")[:60]
-
-
-def write_report(study: optuna.Study, out: Path) -> list[Path]:
-    """Write every page and table of the report; return the files written."""
-    states = Counter(t.state for t in study.get_trials(deepcopy=False))
-    if not sum(states.values()):
-        raise SearchError(f"study {study.study_name!r} has no trials yet")
-    if not states[TrialState.COMPLETE]:
-        raise SearchError(
-            f"study {study.study_name!r} has no completed trial yet "
-            f"({states[TrialState.FAIL]} failed, {states[TrialState.PRUNED]} pruned)"
-        )
-    space = study_space(study)
-    out.mkdir(parents=True, exist_ok=True)
-    pages: list[tuple[str, object]] = []
-    if space.grid == "ofat":
-        panels = factor_panels(study, space)
-        pages.append(("factor effects (overview)", overview_figure(factor_effects(panels))))
-        pages += [(f"factor: {f}", factor_figure(f, e)) for f, e in panels.items()]
-    with warnings.catch_warnings():  # experimental-API and small-study notices
-        warnings.simplefilter("ignore")
-        pages += list(_optuna_charts(study).items())
-    written, links = [], []
-    png = importlib.util.find_spec("kaleido") is not None
-    for title, fig in pages:
-        if isinstance(fig, str):
-            links.append(f"<li>{html.escape(title)}: {html.escape(fig)}</li>")
-            continue
-        path = out / f"{_slug(title)}.html"
-        fig.write_html(path, include_plotlyjs="directory")
-        if png:
-            fig.write_image(path.with_suffix(".png"))
-        written.append(path)
-        links.append(f'<li><a href="{path.name}">{html.escape(title)}</a></li>')
-    rows = summary_table(study)
-    with open(out / "summary.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
-    md = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
-    md += ["| " + " | ".join("" if v is None else str(v) for v in r.values()) + " |" for r in rows]
-    (out / "summary.md").write_text("\n".join(md) + "\n")
-    (out / "index.html").write_text(
-        f"<!doctype html><meta charset='utf-8'><title>{html.escape(study.study_name)}</title>"
-        f"<h1>Study {html.escape(study.study_name)}</h1><p>{len(rows)} trials; "
-        "<a href='summary.csv'>summary.csv</a>, <a href='summary.md'>summary.md</a></p>"
-        f"<ul>{''.join(links)}</ul>\n"
-    )
-    return [*written, out / "summary.csv", out / "summary.md", out / "index.html"]
+def report(args: argparse.Namespace) -> int:
+    study = load_existing_study(args.storage, args.study_name)
+    out = Path(args.out or Path("reports") / args.study_name)
+    files = write_report(study, out)
+    if importlib.util.find_spec(PNG) is None:
+        print(f"PNG copies skipped: install {PNG} (pip install {PNG}) to get them")
+    print(f"wrote {len(files)} files to {out}; open {out / 'index.html'}")
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -173,17 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default=None, help="default: reports/STUDY_NAME")
     args = p.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
-    try:
-        study = load_existing_study(args.storage, args.study_name)
-        out = Path(args.out or Path("reports") / args.study_name)
-        files = write_report(study, out)
-    except SearchError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    if importlib.util.find_spec("kaleido") is None:
-        print("PNG copies skipped: install kaleido (pip install kaleido) to get them")
-    print(f"wrote {len(files)} files to {out}; open {out / 'index.html'}")
-    return 0
+    return guarded(lambda: report(args), args.debug)
 
 
 if __name__ == "__main__":

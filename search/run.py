@@ -15,19 +15,27 @@ import sys
 import optuna
 from tqdm import tqdm
 
-from search import claims, runner
-from search import data as data_mod
-from search.cli import Parser, positive_float, positive_int, resolve_device
-from search.errors import SearchError, UsageError
-from search.objective import ObjectiveConfig
-from search.samplers import DEFAULT_PRUNER, MULTI_OBJECTIVE, PRUNERS, SAMPLERS
-from search.space import DESIGNS, Space
-from search.storage import DEFAULT_STORAGE, trial_ids
-from search.study import StudySettings, open_study, parse_objectives, resolve_space
-from search.summary import format_table, pareto_rows, summary_rows
-from search.worker import WorkerSpec, run_local_workers, work
+from search.cli import Parser, guarded, positive_float, positive_int
+from search.engine.data import DATASETS, DataConfig, load
+from search.engine.device import DEVICES, resolve_device
+from search.errors import UsageError
+from search.study import claims, runner
+from search.study.pool import run_in_workers
+from search.study.queries import trial_ids
+from search.study.samplers import DEFAULT_PRUNER, MULTI_OBJECTIVE, PRUNERS, SAMPLERS
+from search.study.settings import (
+    StudySettings,
+    command_line,
+    open_study,
+    parse_objectives,
+    resolve_space,
+)
+from search.study.space import DESIGNS
+from search.study.storage import DEFAULT_STORAGE
+from search.study.workers import HostOptions, spec_from_study, work
+from search.views.publish import Publisher
+from search.views.summary import format_table, pareto_rows, summary_rows
 
-EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
 DEFAULT_SAMPLER_TRIALS = 50  # a sampler's budget when --n-trials is not given
 
 
@@ -68,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="default: DATASET-SPACE plus sampler and caps, e.g. mnist-ofat-e1-n2000",
     )
     p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"default: {DEFAULT_STORAGE}")
-    p.add_argument("--dataset", choices=list(data_mod.DATASETS), default="mnist")
+    p.add_argument("--dataset", choices=list(DATASETS), default=DataConfig.dataset)
     p.add_argument(
         "--artifact-dir",
         default=None,
@@ -80,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=None,
         help="root holding MNIST/raw/...; default: $SEARCH_DATA_DIR or ./data",
     )
-    p.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
         "--max-epochs",
@@ -97,8 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--val-size",
         type=positive_int,
-        default=5000,
-        help="validation samples held out of the training set (default 5000)",
+        default=DataConfig.val_size,
+        help=f"validation samples held out of the training set (default {DataConfig.val_size})",
     )
     p.add_argument(
         "--n-trials",
@@ -127,7 +135,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="create the study (queue its grid, fetch the data) and leave the "
         "trials to workers (python -m search.worker)",
     )
-    p.add_argument("--debug", action="store_true", help="show tracebacks")
     return p
 
 
@@ -155,66 +162,43 @@ def settings_from(args: argparse.Namespace, space_name: str) -> StudySettings:
     )
 
 
-def run_in_workers(study: optuna.Study, space: Space, spec: WorkerSpec, n: int, bar: tqdm) -> None:
-    """n local worker processes. Between rounds this process fails the trials of workers that
-    died (SIGKILL, out of memory) and requeues failed grid points that have retries left."""
-
-    def progress() -> None:
-        bar.n = len(trial_ids(study, claims.DONE))  # one query, not every trial's record
-        bar.refresh()
-
-    for _ in range(spec.runner.max_retries + 1):
-        run_local_workers(spec, n, progress)
-        if not space.is_grid or not runner.recover(study, space, spec.runner):
-            break
-
-
-def execute(args: argparse.Namespace) -> int:
+def execute(args: argparse.Namespace, command: str) -> int:
     draft = settings_from(args, "")
     space = resolve_space(draft.sampler, args.design, args.space, args.max_epochs)
     settings = settings_from(args, space.name)
     device = resolve_device(args.device)
-    study = open_study(args.storage, args.study_name, settings, space)
-    say = (lambda _msg: None) if args.quiet else (lambda msg: tqdm.write(msg, file=sys.stderr))
     n_trials = args.n_trials or (None if space.is_grid else DEFAULT_SAMPLER_TRIALS)
-    cfg = runner.RunnerConfig(n_trials=n_trials, timeout=args.timeout)
-    if space.is_grid:
-        claims.enqueue_missing(study, space, cfg.max_retries, cfg.queue_window)
-    total, todo = runner.planned(study, space, cfg)
-    spec = WorkerSpec(
-        storage=args.storage,
-        study_name=study.study_name,
-        space=space,
-        data=data_mod.DataConfig(
-            dataset=args.dataset,
-            data_dir=args.data_dir or data_mod.default_data_dir(),
-            val_size=args.val_size,
-            train_limit=args.train_limit,
-            seed=args.seed,
-        ),
-        objective=ObjectiveConfig(args.seed, args.max_epochs, settings.objectives),
-        runner=cfg,
-        sampler=settings.sampler,
-        pruner=settings.pruner,
+    budget = runner.RunnerConfig(n_trials=n_trials, timeout=args.timeout)
+    study = open_study(args.storage, args.study_name, settings, space, budget, command)
+    host = HostOptions(
+        data_dir=args.data_dir or "",
         device=str(device),
         artifact_dir=args.artifact_dir or "",
         verbose=args.verbose,
         quiet=args.quiet,
     )
+    spec = spec_from_study(study, args.storage, host)  # what every worker of the study runs
+    if spec.space.is_grid:
+        claims.enqueue_missing(
+            study, spec.space, spec.runner.max_retries, spec.runner.queue_window
+        )
+    total, todo = runner.planned(study, spec.space, spec.runner)
     if args.create_only:
-        data_mod.load(spec.data, "cpu")  # downloads it once, before any worker starts
+        load(spec.data, "cpu")  # downloads it once, before any worker starts
         print(
             f"study {study.study_name} is ready in {args.storage}: {todo} trials to run; "
             f"start workers with python -m search.worker --storage URL --study-name "
             f"{study.study_name}"
         )
         return 0
+    say = (lambda _msg: None) if args.quiet else (lambda msg: tqdm.write(msg, file=sys.stderr))
+    code = 0
     if todo:
         # Load (and so check) the data before any progress is drawn. Workers load their own,
         # so then this check stays on the CPU: no GPU memory held by a process that trains none.
-        splits = data_mod.load(spec.data, device if args.workers == 1 else "cpu")
-        if args.workers > 1:
-            splits = None
+        splits = load(spec.data, device) if args.workers == 1 else None
+        if splits is None:
+            load(spec.data, "cpu")
         say(
             f"study {study.study_name}: {todo} trials to run on {device}"
             + (f" with {args.workers} workers" if args.workers > 1 else "")
@@ -228,39 +212,38 @@ def execute(args: argparse.Namespace) -> int:
             file=sys.stderr,
         ) as bar:
             if args.workers == 1:
-                work(spec, on_done=lambda _t: bar.update(1), say=say, splits=splits)
+                work(spec, Publisher, on_done=lambda _t: bar.update(1), say=say, splits=splits)
             else:
-                run_in_workers(study, space, spec, args.workers, bar)
+
+                def progress() -> None:
+                    bar.n = len(trial_ids(study, claims.DONE))  # one query, not every trial
+                    bar.refresh()
+
+                code = run_in_workers(study, spec, args.workers, progress, Publisher)
     print(f"study {study.study_name} in {args.storage}")
-    label = "differs from baseline" if space.is_grid else "parameters"
+    label = "differs from baseline" if spec.space.is_grid else "parameters"
     if len(settings.objectives) > 1:
         print(f"Pareto front ({', '.join(settings.objectives)}):")
-        print(format_table(pareto_rows(study, space), label, extra=settings.objectives[1]))
+        print(format_table(pareto_rows(study, spec.space), label, extra=settings.objectives[1]))
     else:
-        print(format_table(summary_rows(study, space), label))
-    return 0
+        print(format_table(summary_rows(study, spec.space), label))
+    if code:
+        print(f"error: a worker exited with code {code} (its message is above)", file=sys.stderr)
+    return code
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
     if not args.verbose:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.captureWarnings(True)
-    try:
-        return execute(args)
-    except SearchError as e:
-        if args.debug:
-            raise
-        print(f"error: {e}", file=sys.stderr)
-        return e.exit_code
-    except KeyboardInterrupt:
-        if args.debug:
-            raise
-        print(
-            "interrupted: the running trial was marked FAIL; run the same command again to resume",
-            file=sys.stderr,
-        )
-        return EXIT_INTERRUPTED
+    return guarded(
+        lambda: execute(args, command_line("search.run", argv)),
+        args.debug,
+        interrupted="interrupted: the running trial was marked FAIL; "
+        "run the same command again to resume",
+    )
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from search.data import DataConfig, Splits, load
+from search.engine.data import DataConfig, Splits, load
 
 REAL_DATA = os.environ.get("SEARCH_DATA_DIR")
 

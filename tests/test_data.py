@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from search.data import DataConfig, load
+from search.engine.data import DataConfig, load
 from search.errors import DataError, UsageError
 
 from .conftest import make_dataset

@@ -3,11 +3,12 @@ from __future__ import annotations
 import pytest
 import torch
 
-from search.fused import FUSED_ACTIVATIONS, FusedMLPStep, supports
-from search.model import ModelConfig, build_mlp
-from search.optim import BACKENDS, FlatOptimizer
-from search.steps import LOSSES, autograd_step
-from search.train import TrainConfig, fit
+from search.engine.config import LOSSES, ModelConfig, TrainConfig
+from search.engine.fused import FUSED_ACTIVATIONS, FusedMLPStep, supports
+from search.engine.model import build_mlp
+from search.engine.optim import BACKENDS, FlatOptimizer
+from search.engine.steps import autograd_step
+from search.engine.train import fit
 
 
 def _pair(activation: str, loss: str, l1: float, backend: str, batch: int = 16):

@@ -14,10 +14,10 @@ from dataclasses import replace
 import pytest
 import torch
 
-from search.data import DataConfig, load
-from search.model import ModelConfig
-from search.optim import OPTIMIZERS
-from search.train import LOSSES, TrainConfig, fit
+from search.engine.config import LOSSES, ModelConfig, TrainConfig
+from search.engine.data import DataConfig, load
+from search.engine.optim import OPTIMIZERS
+from search.engine.train import fit
 
 from .test_workers import check_exactly_once, run_workers
 

@@ -12,11 +12,12 @@ import contextlib
 import pytest
 import torch
 
-from search import graphs
-from search.fused import FusedMLPStep
-from search.model import ModelConfig, build_mlp
-from search.optim import FlatOptimizer
-from search.train import train_one_epoch
+from search.engine import graphs
+from search.engine.config import ModelConfig
+from search.engine.fused import FusedMLPStep
+from search.engine.model import build_mlp
+from search.engine.optim import FlatOptimizer
+from search.engine.train import train_one_epoch
 
 BATCH, N = 32, 32 * 10 + 7  # ten full batches and a partial one
 

@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from search.data import DataConfig, load
-from search.model import ModelConfig
-from search.train import TrainConfig, fit
+from search.engine.config import ModelConfig, TrainConfig
+from search.engine.data import DataConfig, load
+from search.engine.train import fit
 
 from .test_run import _interrupt_mid_trial, completed_points, load_trials
 

@@ -8,10 +8,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search import claims, runner
-from search.objective import Outcome
-from search.space import design, point_key
-from search.storage import open_storage
+from search.study import claims, runner
+from search.study.runner import Outcome
+from search.study.space import design, point_key
+from search.study.storage import open_storage
 
 
 def finish_at_once(trial: optuna.Trial) -> Outcome:

@@ -20,9 +20,10 @@ from optuna_dashboard import get_note
 from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 
 from search import report
-from search.figures import factor_figure, factor_panels
-from search.report import study_space
 from search.run import main
+from search.study.settings import stored_space
+from search.views.figures import factor_figure, factor_panels
+from search.views.report import summary_table
 
 from .test_run import args
 
@@ -43,7 +44,7 @@ def load(db: Path) -> optuna.Study:
 
 def test_factor_curves_are_the_stored_series_one_per_value_with_the_baseline(ofat_db):
     study = load(ofat_db)
-    panels = factor_panels(study, study_space(study))
+    panels = factor_panels(study, stored_space(study))
     assert set(panels) == {
         "layers",
         "activation",
@@ -104,7 +105,7 @@ def test_repeated_runs_of_a_grid_point_are_marked(tmp_path):
             0.5 if state == "COMPLETE" else None,
             state=getattr(optuna.trial.TrialState, state),
         )
-    rows = report.summary_table(study)
+    rows = summary_table(study)
     assert [r["same_point_as"] for r in rows] == ["1", "0"]
 
 

@@ -10,8 +10,9 @@ import pytest
 from search import best
 from search.errors import UsageError
 from search.run import main
-from search.samplers import PRUNERS, SAMPLERS, make_pruner
-from search.space import SPACES_DIR, load_space
+from search.study.samplers import PRUNERS, SAMPLERS, make_pruner
+from search.study.space import SPACES_DIR, load_space
+from search.views.best import best_trial
 
 from .test_run import args
 
@@ -239,7 +240,7 @@ def test_best_prints_a_space_file_that_reruns_the_best_configuration(tiny_root, 
     path = tmp_path / "best.toml"
     path.write_text(toml)
     space = load_space(path)
-    top = best.best_trial(study_of(db, "mnist-default-random-e1"))
+    top = best_trial(study_of(db, "mnist-default-random-e1"))
     assert {k: p.value for k, p in space.params.items()} == top.params
     run_ok(
         tiny_root,

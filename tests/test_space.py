@@ -4,7 +4,8 @@ import optuna
 import pytest
 
 from search.errors import UsageError
-from search.space import BASELINE, design, point_key, to_configs
+from search.study.space import design, point_key
+from search.study.vocabulary import BASELINE, to_configs
 
 
 def test_ofat_design_is_the_baseline_plus_fourteen_single_changes():

@@ -9,7 +9,8 @@ import optuna
 import pytest
 
 from search.errors import StorageError
-from search.storage import OWNERLESS_GRACE_S, fail_orphaned_trials, open_storage
+from search.study.recovery import OWNERLESS_GRACE_S, fail_orphaned_trials
+from search.study.storage import open_storage
 
 
 def test_a_new_sqlite_file_is_created_with_its_folder_and_write_ahead_log(tmp_path):
@@ -68,7 +69,8 @@ def test_a_trial_claimed_without_an_owner_is_failed_only_after_the_grace_period(
 
 
 def test_a_trial_whose_heartbeat_stopped_is_failed_with_the_reason(tmp_path):
-    from search.storage import GRACE_S, fail_stale_trials, rdb
+    from search.study.queries import rdb
+    from search.study.recovery import GRACE_S, fail_stale_trials
 
     storage = open_storage(f"sqlite:///{tmp_path}/s.db")
     study = optuna.create_study(storage=storage)

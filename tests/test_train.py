@@ -7,9 +7,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from search.model import ModelConfig, build_mlp
-from search.optim import BACKENDS, OPTIMIZERS, FlatOptimizer
-from search.train import TrainConfig, fit, loss_fn
+from search.engine.config import ModelConfig, TrainConfig
+from search.engine.model import build_mlp
+from search.engine.optim import BACKENDS, OPTIMIZERS, FlatOptimizer
+from search.engine.steps import loss_fn
+from search.engine.train import fit
 
 
 def _torch_optimizer(kind, params, lr, wd):
@@ -120,7 +122,7 @@ def test_the_cpu_kernels_still_work_where_no_cache_folder_is_writable(monkeypatc
 
     import numba.core.caching
 
-    from search import kernels
+    from search.engine import kernels
 
     monkeypatch.setattr(numba.core.caching.CacheImpl, "_locator_classes", [])
     try:

@@ -4,11 +4,11 @@ For a 100k-parameter MLP the matrix products are a small part of an eager PyTorc
 rest is per-operation overhead (autograd's graph, temporaries, one optimizer pass per tensor).
 Here a step is the matrix products plus a few operations into preallocated buffers, and the
 gradients land directly in the flat buffer of ``FlatOptimizer``. On the CPU the loss with its
-gradient and each activation's backward are compiled loops (search.kernels); elsewhere they are
-tensor operations with no host synchronisation, so that a CUDA graph can capture the step
-(search.graphs). ``tests/test_fused.py`` checks every activation and loss against autograd,
-both ways. Activations without a hand-written derivative (gelu) use the autograd step instead;
-``supports`` says which.
+gradient and each activation's backward are compiled loops (search.engine.kernels); elsewhere
+they are tensor operations with no host synchronisation, so that a CUDA graph can capture the
+step (search.engine.graphs). ``tests/test_fused.py`` checks every activation and loss against
+autograd, both ways. Activations without a hand-written derivative (gelu) use the autograd
+step instead; ``supports`` says which.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search.optim import FlatOptimizer
+from search.engine.optim import FlatOptimizer
 
 FUSED_ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu")
 LEAKY_SLOPE = 0.01  # nn.LeakyReLU's default
@@ -81,11 +81,11 @@ class FusedMLPStep:
         self.minus_ones = torch.full((batch_size, 1), -1.0, device=dev)
         self.model = model
         # On the CPU, the loss and each activation's backward (with its bias gradient) run as
-        # compiled loops (search.kernels) on numpy views of these same buffers.
+        # compiled loops (search.engine.kernels) on numpy views of these same buffers.
         self.native = opt.backend == "compiled"
         self.native_loss = self.native and loss in ("nll", "cross_entropy")
         if self.native:
-            from search import kernels
+            from search.engine import kernels
 
             self.kernels = kernels
             self.loss_t = torch.zeros(1)

@@ -4,31 +4,61 @@ The missing grid points are queued as WAITING trials under the study's lock, a s
 at a time, and a worker claims one with the storage's WAITING -> RUNNING update, which
 succeeds for one claimant only. A sampler's trial is claimed by ``ask``. Ctrl-C is held back
 while a claim is half made, so a trial is never left claimed without an owner.
+
+Every claim is recorded on its trial under a key of its own (``claim:...``: the worker, when,
+and the sampler it ran with), so each execution of a trial can be counted after the fact, and
+a point run twice shows as two claims.
 """
 
 from __future__ import annotations
 
 import contextlib
+import datetime
 import signal
 import threading
+import uuid
 import warnings
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from search.space import Space, point_key
-from search.storage import grid_lock, rdb, worker_identity
+from search.study.identity import worker_identity
+from search.study.locks import study_lock
+from search.study.queries import rdb
+from search.study.space import Space, point_key
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 PENDING = (TrialState.WAITING, TrialState.RUNNING)
 QUEUE_WINDOW = 64  # grid points waiting in the queue at a time (see enqueue_missing)
+CLAIM_PREFIX = "claim:"
 
 
 def trial_point(t: FrozenTrial) -> str | None:
     return t.user_attrs.get("point")
+
+
+def claims_of(t: FrozenTrial) -> list[dict[str, Any]]:
+    """Every claim of the trial, oldest first: one per execution."""
+    records = [v for k, v in t.user_attrs.items() if k.startswith(CLAIM_PREFIX)]
+    return sorted(records, key=lambda r: r["at"])
+
+
+def _record_claim(study: optuna.Study, trial_id: int) -> None:
+    """The trial's owner (for recovery) and a claim record of its own (for counting)."""
+    me = worker_identity()
+    storage = study._storage
+    # Killed right before this, the trial has no owner: fail_orphaned_trials allows for it.
+    storage.set_trial_user_attr(trial_id, "worker", me)
+    record = {
+        **me,
+        "at": datetime.datetime.now(datetime.UTC).isoformat(),
+        "sampler": type(study.sampler).__name__,
+    }
+    storage.set_trial_user_attr(trial_id, f"{CLAIM_PREFIX}{uuid.uuid4().hex[:12]}", record)
 
 
 def grid_status(study: optuna.Study, space: Space) -> dict[str, Counter]:
@@ -52,7 +82,7 @@ def enqueue_missing(
     as cheap as a 15-point one's; an empty queue is topped up by ``recover``.
     """
     added = 0
-    with grid_lock(rdb(study), study.study_name):
+    with study_lock(rdb(study), study.study_name):
         status = grid_status(study, space)
         waiting = sum(counts[TrialState.WAITING] for counts in status.values())
         for point in space.points:
@@ -112,7 +142,6 @@ def claim_waiting(study: optuna.Study) -> optuna.Trial | None:
 
 def _claim(study: optuna.Study) -> optuna.Trial | None:
     storage = study._storage
-    me = worker_identity()
     # get_trials (not a bare query) also tells Optuna's trial cache about the trial claimed.
     for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
         try:
@@ -120,8 +149,7 @@ def _claim(study: optuna.Study) -> optuna.Trial | None:
                 continue  # another worker won it
         except UpdateFinishedTrialError:
             continue
-        # Killed right here, the trial has no owner: fail_orphaned_trials allows for it.
-        storage.set_trial_user_attr(t._trial_id, "worker", me)
+        _record_claim(study, t._trial_id)
         return optuna.Trial(study, t._trial_id)
     return None
 
@@ -134,7 +162,7 @@ def ask(study: optuna.Study) -> optuna.Trial:
             # Optuna warns that heartbeats go with study.optimize: this loop beats itself.
             warnings.simplefilter("ignore", UserWarning)
             asked.append(study.ask())
-            study._storage.set_trial_user_attr(asked[0]._trial_id, "worker", worker_identity())
+            _record_claim(study, asked[0]._trial_id)
     except KeyboardInterrupt:
         for trial in asked:
             fail_interrupted(study, trial)

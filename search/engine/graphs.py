@@ -2,20 +2,20 @@
 
 A small MLP's step on a GPU is bound by kernel-launch latency, not arithmetic: each of its
 ~30 kernels runs for microseconds. ``GraphedStep`` captures the whole step (forward, loss,
-backward and the optimizer's update, see search.fused and search.optim) once, reading the batch
-from static buffers, and replays it for every full batch. Following PyTorch's recipe
-(https://pytorch.org/docs/stable/notes/cuda.html#cuda-graphs) the first steps run eagerly on a
-side stream; they are real training steps, and the captured graph replays the same kernels, so
-the numbers are the eager step's. A partial last batch runs eagerly. If capture fails (an
-operation that synchronises with the host, say), the fit carries on eagerly and
-``fallback_reason`` says why.
+backward and the optimizer's update, see search.engine.fused and search.engine.optim) once,
+reading the batch from static buffers, and replays it for every full batch. Following
+PyTorch's recipe (https://pytorch.org/docs/stable/notes/cuda.html#cuda-graphs) the first steps
+run eagerly on a side stream; they are real training steps, and the captured graph replays the
+same kernels, so the numbers are the eager step's. A partial last batch runs eagerly. If
+capture fails (an operation that synchronises with the host, say), the fit carries on eagerly
+and ``fallback_reason`` says why.
 """
 
 from __future__ import annotations
 
 import torch
 
-from search.fused import FusedMLPStep
+from search.engine.fused import FusedMLPStep
 
 WARMUP_STEPS = 3  # eager steps before capture: lets cuBLAS and the allocator settle
 

@@ -1,12 +1,13 @@
 """Samplers and pruners: registries of seeded factories, shared by the CLI and the tests.
 
-``grid`` runs a space's points as enqueued trials (see ``search.runner``); the sampler behind
+``grid`` runs a space's points as enqueued trials (see ``search.study.runner``); the sampler behind
 it only answers for parameters a point leaves open, so a seeded random sampler does. Every
 other sampler explores the space's ranges and choices; ``nsga2`` is for several objectives.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import warnings
 from collections.abc import Callable
 from typing import TypeVar
@@ -38,6 +39,9 @@ SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
     "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed),
 }
 MULTI_OBJECTIVE = ("nsga2", "tpe", "random")  # samplers that handle several objectives
+# The packages each sampler needs beyond Optuna: the ``samplers`` extra of pyproject.toml.
+NEEDS = {"gp": "scipy", "qmc": "scipy", "cmaes": "cmaes"}
+PRUNER_HORIZON = 25  # epochs Hyperband plans for without --max-epochs: the reference's most
 
 # Pruners read the validation accuracy each epoch reports; max_epochs bounds Hyperband.
 PRUNERS: dict[str, Callable[[int], optuna.pruners.BasePruner]] = {
@@ -69,10 +73,16 @@ DEFAULT_PRUNER = {
 def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     if name not in SAMPLERS:
         raise UsageError(f"--sampler: expected one of {', '.join(SAMPLERS)}, got {name!r}")
+    if name in NEEDS and importlib.util.find_spec(NEEDS[name]) is None:
+        raise UsageError(
+            f"--sampler {name}: needs the {NEEDS[name]} package; "
+            "pip install 'search[samplers]', or choose --sampler tpe"
+        )
     return SAMPLERS[name](seed)
 
 
-def make_pruner(name: str, max_epochs: int) -> optuna.pruners.BasePruner:
+def make_pruner(name: str, max_epochs: int | None) -> optuna.pruners.BasePruner:
+    """The pruner ``name``; ``max_epochs`` (the study's cap, if any) bounds Hyperband."""
     if name not in PRUNERS:
         raise UsageError(f"--pruner: expected one of {', '.join(PRUNERS)}, got {name!r}")
-    return PRUNERS[name](max_epochs)
+    return PRUNERS[name](max_epochs or PRUNER_HORIZON)

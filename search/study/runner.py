@@ -1,23 +1,22 @@
 """Runner: claims trials from a study and runs them, one at a time, until the work is done.
 
 Grid designs never rely on a sampler to pick points: the missing points are queued as WAITING
-trials and each runner claims one atomically (search.claims), so every point is run once
+trials and each runner claims one atomically (search.study.claims), so every point is run once
 however many runners share the study. A running trial beats a heartbeat; trials of dead
 workers are failed and their points queued again.
 """
 
 from __future__ import annotations
 
-import contextlib
-import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.claims import (
+from search.errors import SearchError
+from search.study.claims import (
     DONE,
     QUEUE_WINDOW,
     ask,
@@ -26,17 +25,9 @@ from search.claims import (
     fail_interrupted,
     grid_status,
 )
-from search.errors import SearchError
-from search.objective import Objective
-from search.space import Space
-from search.storage import (
-    GRACE_S,
-    HEARTBEAT_S,
-    fail_orphaned_trials,
-    fail_stale_trials,
-    rdb,
-    trial_ids,
-)
+from search.study.queries import rdb, trial_ids
+from search.study.recovery import GRACE_S, fail_orphaned_trials, fail_stale_trials, heartbeat
+from search.study.space import Space
 
 IDLE_POLL_S = 1.0  # an idle worker looks this often for a point to rerun while others run
 
@@ -44,9 +35,21 @@ IDLE_POLL_S = 1.0  # an idle worker looks this often for a point to rerun while 
 @dataclass(frozen=True)
 class RunnerConfig:
     n_trials: int | None = None  # budget for the whole study, not for this process
-    timeout: float | None = None  # seconds for this process
+    timeout: float | None = None  # seconds of trial time for the whole study
     max_retries: int = 2  # reruns of a grid point whose trial failed
     queue_window: int | None = QUEUE_WINDOW  # grid points queued at a time; None: all
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What an objective tells the runner: the trial's state, its values and a reason."""
+
+    state: TrialState
+    values: list[float] | None = None
+    reason: str = ""
+
+
+Objective = Callable[[optuna.Trial], Outcome]
 
 
 def recover(study: optuna.Study, space: Space, cfg: RunnerConfig) -> int:
@@ -57,26 +60,6 @@ def recover(study: optuna.Study, space: Space, cfg: RunnerConfig) -> int:
     if not space.is_grid:
         return 0
     return enqueue_missing(study, space, cfg.max_retries, cfg.queue_window)
-
-
-@contextlib.contextmanager
-def heartbeat(study: optuna.Study, trial_id: int) -> Iterator[None]:
-    """Record that this trial is alive every HEARTBEAT_S seconds while the block runs."""
-    storage, stop = rdb(study), threading.Event()
-
-    def beat() -> None:
-        while not stop.is_set():
-            with contextlib.suppress(Exception):  # a missed beat only delays nothing
-                storage.record_heartbeat(trial_id)
-            stop.wait(HEARTBEAT_S)
-
-    thread = threading.Thread(target=beat, daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective) -> FrozenTrial:

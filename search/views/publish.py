@@ -13,25 +13,19 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import optuna
-import sqlalchemy
-import torch
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.trial import TrialState
 
-from search.figures import factor_effects, factor_figure, factor_panels, overview_figure
-from search.space import Space
-from search.storage import state_counts
-from search.train import TrainResult
+from search.study.queries import state_counts
+from search.study.space import Space
+from search.study.trials import judged_epoch, pct
+from search.views.figures import factor_effects, factor_figure, factor_panels, overview_figure
 
-
-def artifact_dir_for(storage_url: str) -> Path:
-    """``artifacts/`` beside an SQLite file; ``study_db/artifacts`` for a database server."""
-    url = sqlalchemy.engine.make_url(storage_url)
-    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
-        return Path(url.database).parent / "artifacts"
-    return Path("study_db") / "artifacts"
+if TYPE_CHECKING:  # the worker hands over the result; this module itself imports no torch
+    from search.engine.train import TrainResult
 
 
 def _values(study: optuna.Study) -> list[float]:
@@ -56,6 +50,8 @@ def _never_fails(method):
 
 
 class Publisher:
+    """A worker's observer (search.study.workers.Observer) that publishes to the dashboard."""
+
     def __init__(
         self,
         study: optuna.Study,
@@ -90,7 +86,7 @@ class Publisher:
                 and best.val_acc > max(_values(self.study), default=float("-inf"))
             ):
                 weights = Path(tmp) / f"trial-{trial.number}-weights.pt"
-                torch.save(result.model.state_dict(), weights)
+                result.save_weights(weights)
                 upload_artifact(
                     artifact_store=self.store,
                     file_path=str(weights),
@@ -131,10 +127,11 @@ class Publisher:
         if done:
             best = max(done, key=lambda t: t.values[0])
             params = ", ".join(f"{k}={v}" for k, v in best.params.items())
+            epoch = judged_epoch(best)
             lines += [
                 "",
                 f"Current best: trial {best.number}, validation accuracy "
-                f"{best.values[0]:.2%}, test accuracy "
-                f"{best.user_attrs.get('test_acc_at_best', 0):.2%} ({params})",
+                f"{pct(best.values[0])}, test accuracy "
+                f"{pct(epoch.test_acc if epoch else None)} ({params})",
             ]
         return "\n".join(lines) + "\n"

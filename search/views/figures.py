@@ -15,22 +15,23 @@ from optuna.trial import TrialState
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from search.space import Space, point_key
+from search.study.space import Space, point_key
+from search.study.trials import judged_epoch
 
 PALETTE = qualitative.Plotly
 
 
 def _series(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
     history = t.user_attrs.get("history") or []
-    best = max(history, key=lambda r: (r["val_acc"], -r["epoch"]), default=None)
+    best = judged_epoch(t)
     return {
         "trial": t.number,
         "loss": [list(p) for p in t.user_attrs.get("train_curve") or []],
         "samples": [r["samples_seen"] for r in history],
         "val_acc": [r["val_acc"] for r in history],
         "test_acc": [r["test_acc"] for r in history],
-        "best_val": best["val_acc"] if best else None,
-        "test_at_best": best["test_acc"] if best else None,
+        "best_val": best.val_acc if best else None,
+        "test_at_best": best.test_acc if best else None,
         "seconds": t.user_attrs.get("seconds"),
         "state": t.state.name,
     }

@@ -12,58 +12,18 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from search import graphs
-from search.data import Splits
-from search.model import ModelConfig, build_mlp, count_parameters
-from search.optim import OPTIMIZERS, FlatOptimizer
-from search.steps import LOSSES, Step, loss_fn, make_step
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    optimizer: str = "adadelta"
-    lr: float = 1.0
-    batch_size: int = 64
-    epochs: int = 14
-    loss: str = "nll"
-    l1: float = 0.0  # strength of the L1 penalty on weight matrices, added to the loss
-    weight_decay: float = 0.0  # L2, applied by the optimizer
-    seed: int = 1  # weight initialisation, dropout and the batch order
-    log_every: int = 40  # batches per point of the training-loss curve (the reference's 40)
-    eval_batch: int = 1000  # the reference's test batch
-    fused: bool = True  # use the hand-written step (search.fused) where it supports the model
-    cuda_graph: bool = True  # on CUDA, replay the fused step as a captured graph (search.graphs)
-
-    def __post_init__(self) -> None:
-        checks = [
-            ("optimizer", self.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
-            ("loss", self.loss in LOSSES, f"one of {', '.join(LOSSES)}"),
-            ("lr", self.lr > 0, "a positive number"),
-            ("batch_size", self.batch_size >= 1, "a positive count"),
-            ("epochs", self.epochs >= 1, "a positive count"),
-            ("l1", self.l1 >= 0, "a non-negative strength"),
-            ("weight_decay", self.weight_decay >= 0, "a non-negative strength"),
-            ("log_every", self.log_every >= 1, "a positive count"),
-        ]
-        for name, ok, expected in checks:
-            if not ok:
-                raise ValueError(f"{name}: expected {expected}, got {getattr(self, name)!r}")
-
-
-@dataclass(frozen=True)
-class EpochRecord:
-    epoch: int  # 1-based
-    train_loss: float
-    val_loss: float
-    val_acc: float  # fraction in [0, 1]
-    test_loss: float
-    test_acc: float
-    seconds: float  # training time of this epoch, evaluation excluded
-    samples_seen: int  # training samples processed so far
+from search.engine import graphs
+from search.engine.config import ModelConfig, TrainConfig
+from search.engine.data import Splits
+from search.engine.history import EpochRecord, best_epoch
+from search.engine.model import build_mlp, count_parameters
+from search.engine.optim import FlatOptimizer
+from search.engine.steps import Step, loss_fn, make_step
 
 
 @dataclass
@@ -80,8 +40,13 @@ class TrainResult:
 
     @property
     def best(self) -> EpochRecord | None:
-        """The epoch with the highest validation accuracy (the earliest on ties)."""
-        return max(self.history, key=lambda r: (r.val_acc, -r.epoch), default=None)
+        """The epoch this run is judged by (search.engine.history.best_epoch)."""
+        return best_epoch(self.history)
+
+    def save_weights(self, path: Path) -> None:
+        """The trained model's weights, as ``torch.save`` writes a state dict."""
+        assert self.model is not None
+        torch.save(self.model.state_dict(), path)
 
     def to_attrs(self) -> dict[str, object]:
         """JSON-serialisable figures, enough to redraw every chart of this run."""

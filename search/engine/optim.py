@@ -3,7 +3,7 @@
 ``torch.optim`` updates each parameter tensor separately and allocates temporaries every step;
 for a 100k-parameter MLP that per-operation overhead costs more than the matrix products
 (see benchmarks/NOTES.md). Here every parameter is a view into one flat tensor and gradients
-land in one preallocated buffer. On the CPU each rule is one compiled loop (search.kernels);
+land in one preallocated buffer. On the CPU each rule is one compiled loop (search.engine.kernels);
 on other devices it is a handful of in-place tensor operations with no host synchronisation
 (the step count lives on the device), so that a CUDA graph can capture it.
 
@@ -20,7 +20,8 @@ import math
 
 import torch
 
-OPTIMIZERS = ("adadelta", "sgd", "adam", "adamw")
+from search.engine.config import OPTIMIZERS
+
 BACKENDS = ("compiled", "torch")
 SGD_MOMENTUM = 0.9
 ADADELTA_RHO, ADADELTA_EPS = 0.9, 1e-6
@@ -69,7 +70,7 @@ class FlatOptimizer:
         self.steps = 0
         self.step_t = torch.zeros((), device=device)  # the step count, for a captured graph
         if self.backend == "compiled":
-            from search import kernels  # compiles on first use; only the CPU path needs it
+            from search.engine import kernels  # compiles on first use; only the CPU path needs it
 
             self._kernels = kernels
             f32 = kernels.F32  # the scalars once: each conversion costs a microsecond a step

@@ -17,44 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from search.errors import UsageError
-from search.model import ACTIVATIONS, REFERENCE_HIDDEN, ModelConfig
-from search.optim import OPTIMIZERS
-from search.train import LOSSES, TrainConfig
+from search.study.vocabulary import BASELINE, NUMBERS, VOCABULARY, check_value
 
-SPACES_DIR = Path(__file__).parent / "spaces"
+SPACES_DIR = Path(__file__).resolve().parent.parent / "spaces"  # search/spaces/*.toml
 DESIGNS = ("ofat", "full")
-REGULARIZATIONS = ("none", "l1", "l2", "dropout")
-# Strength used when a point names a regularization without one: L2 is the reference's planned
-# Adadelta weight decay; L1 multiplies the sum of |w|; dropout is the drop probability.
-DEFAULT_STRENGTH = {"none": 0.0, "l1": 1e-5, "l2": 1e-2, "dropout": 0.2}
-BASE_LR = {"adadelta": 1.0, "sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}  # what lr_factor scales
-BASELINE: dict[str, Any] = {
-    "layers": 1,
-    "activation": "relu",
-    "loss": "nll",
-    "regularization": "none",
-    "batch_size": 64,
-    "epochs": 14,
-    "lr": 1.0,
-}
-CATEGORIES: dict[str, tuple[Any, ...]] = {
-    "activation": tuple(ACTIVATIONS),
-    "loss": LOSSES,
-    "regularization": REGULARIZATIONS,
-    "optimizer": OPTIMIZERS,
-}
-# Numeric names with their smallest allowed value, whether it is allowed, and the type.
-NUMBERS: dict[str, tuple[float, bool, type]] = {
-    "layers": (1, True, int),
-    "units": (1, True, int),
-    "batch_size": (1, True, int),
-    "epochs": (1, True, int),
-    "lr": (0, False, float),
-    "lr_factor": (0, False, float),
-    "reg_strength": (0, True, float),
-    "dropout": (0, True, float),
-}
-VOCABULARY = tuple(CATEGORIES) + tuple(NUMBERS)
 
 
 @dataclass(frozen=True)
@@ -76,6 +42,10 @@ class Range:
 
 
 Param = Choice | Fixed | Range
+
+
+def _fmt(value: Any) -> str:
+    return f"{value:.3g}" if isinstance(value, float) else str(value)
 
 
 def point_key(point: dict[str, Any]) -> str:
@@ -135,19 +105,11 @@ class Space:
         ]
         return ", ".join(diff) or "baseline"
 
-
-def _check_value(where: str, name: str, value: Any) -> None:
-    if name in CATEGORIES and value not in CATEGORIES[name]:
-        allowed = ", ".join(map(str, CATEGORIES[name]))
-        raise UsageError(f"{where}: {value!r} is not one of {allowed}")
-    if name in NUMBERS:
-        low, inclusive, kind = NUMBERS[name]
-        ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if not ok_type or (kind is int and int(value) != value):
-            expected = "a whole number" if kind is int else "a number"
-            raise UsageError(f"{where}: expected {expected}, got {value!r}")
-        if value < low or (value == low and not inclusive) or (name == "dropout" and value >= 1):
-            raise UsageError(f"{where}: {value!r} is out of range for {name}")
+    def describe(self, params: dict[str, Any]) -> str:
+        """What a point is: its changes from the baseline on a grid, else all its values."""
+        if self.is_grid:
+            return self.differs_from_baseline(params)
+        return ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
 
 
 def _param(where: str, name: str, raw: Any) -> Param:
@@ -155,7 +117,7 @@ def _param(where: str, name: str, raw: Any) -> Param:
         if not raw:
             raise UsageError(f"{where}: empty choice list; give at least one value")
         for v in raw:
-            _check_value(where, name, v)
+            check_value(where, name, v)
         return Choice(tuple(raw))
     if isinstance(raw, dict):
         unknown = set(raw) - {"low", "high", "log"}
@@ -165,15 +127,15 @@ def _param(where: str, name: str, raw: Any) -> Param:
                 f"got keys {', '.join(sorted(raw))}"
             )
         low, high, log = raw["low"], raw["high"], bool(raw.get("log", False))
-        _check_value(f"{where}.low", name, low)
-        _check_value(f"{where}.high", name, high)
+        check_value(f"{where}.low", name, low)
+        check_value(f"{where}.high", name, high)
         if low > high:
             raise UsageError(f"{where}: low {low} is above high {high}")
         if log and low <= 0:
             raise UsageError(f"{where}: a log range needs low > 0, got {low}")
         integer = isinstance(low, int) and isinstance(high, int) and NUMBERS[name][2] is int
         return Range(low, high, log, integer)
-    _check_value(where, name, raw)
+    check_value(where, name, raw)
     return Fixed(raw)
 
 
@@ -237,43 +199,3 @@ def design(name: str) -> Space:
     if name not in (*DESIGNS, "default"):
         raise UsageError(f"--design: expected one of {', '.join(DESIGNS)}, got {name!r}")
     return load_space(SPACES_DIR / f"{name}.toml")
-
-
-def to_configs(
-    point: dict[str, Any], seed: int, max_epochs: int | None = None
-) -> tuple[ModelConfig, TrainConfig]:
-    """Map a point of the vocabulary to the model's and trainer's configurations.
-
-    Names a point leaves out take the reference baseline. ``units`` gives every hidden layer
-    that width (without it, the reference's sizes for 1, 3 or 5 layers); ``lr_factor``
-    scales the optimizer's usual rate unless ``lr`` is given; ``max_epochs`` caps the epochs.
-    """
-    p = {**BASELINE, **point}
-    reg, optimizer = p["regularization"], p.get("optimizer", "adadelta")
-    strength = float(p.get("reg_strength", DEFAULT_STRENGTH[reg])) if reg != "none" else 0.0
-    layers = int(p["layers"])
-    if "units" in p:
-        hidden = (int(p["units"]),) * layers
-    elif layers in REFERENCE_HIDDEN:
-        hidden = REFERENCE_HIDDEN[layers]
-    else:
-        raise UsageError(f"layers: {layers} has no reference sizes; give 'units' as well")
-    lr = (
-        float(point["lr"])
-        if "lr" in point
-        else (BASE_LR[optimizer] * float(point["lr_factor"]) if "lr_factor" in point else p["lr"])
-    )
-    epochs = int(p["epochs"]) if max_epochs is None else min(int(p["epochs"]), max_epochs)
-    dropout = strength if reg == "dropout" else float(p.get("dropout", 0.0))
-    model = ModelConfig(hidden=hidden, activation=p["activation"], dropout=dropout)
-    train = TrainConfig(
-        optimizer=optimizer,
-        lr=lr,
-        batch_size=int(p["batch_size"]),
-        epochs=epochs,
-        loss=p["loss"],
-        l1=strength if reg == "l1" else 0.0,
-        weight_decay=strength if reg == "l2" else 0.0,
-        seed=seed,
-    )
-    return model, train

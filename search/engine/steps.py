@@ -1,25 +1,23 @@
 """Training steps: the loss functions and the choice of step a fit runs.
 
-Three steps compute the same update: a captured CUDA graph of the fused step (search.graphs),
-the hand-written fused step (search.fused), and the textbook autograd step, which every model
-supports. ``make_step`` picks the fastest one the model and the device allow.
+Three steps compute the same update: a captured CUDA graph of the fused step
+(search.engine.graphs), the hand-written fused step (search.engine.fused), and the textbook
+autograd step, which every model supports. ``make_step`` picks the fastest one the model and
+the device allow.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import TYPE_CHECKING
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from search import fused, graphs
-from search.model import ModelConfig, weight_matrices
-from search.optim import FlatOptimizer
-
-if TYPE_CHECKING:
-    from search.train import TrainConfig
+from search.engine import fused, graphs
+from search.engine.config import LOSSES, ModelConfig, TrainConfig
+from search.engine.model import weight_matrices
+from search.engine.optim import FlatOptimizer
 
 Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 
@@ -29,7 +27,7 @@ Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 #   mse:           mse_loss(softmax(z), one_hot(y)): probabilities against one-hot targets,
 #                  mean over batch x 10 (the fair form of MSE for a classifier)
 #   mse_logprob:   mse_loss(log_softmax(z), one_hot(y)), exactly what the reference ran
-LOSSES = ("nll", "cross_entropy", "mse", "mse_logprob")
+# (the names are search.engine.config.LOSSES)
 
 
 def loss_fn(name: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

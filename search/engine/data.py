@@ -99,7 +99,13 @@ def read_idx(path: Path) -> torch.Tensor:
 
 def _download(cfg: DataConfig, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
     # torchvision only here: importing it costs seconds per process (it pulls in torch._dynamo).
-    import torchvision.datasets as tvd
+    try:
+        import torchvision.datasets as tvd
+    except ImportError:
+        raise DataError(
+            f"{cfg.dataset} is not in {_expected(cfg)}, and downloading it needs torchvision: "
+            "pip install 'search[download]', or point --data-dir at a copy"
+        ) from None
 
     cls = getattr(tvd, DATASETS[cfg.dataset][0])
     # torchvision prints download progress on stdout; our caller wants one line or nothing.
@@ -118,6 +124,8 @@ def _read(cfg: DataConfig, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
             labels = read_idx(raw / f"{prefix}-labels-idx1-ubyte")
         else:
             images, labels = _download(cfg, train)
+    except DataError:
+        raise
     except Exception as e:  # noqa: BLE001 - any failure here means the files are unusable
         what = "could not be downloaded" if not present else "could not be read"
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__

@@ -11,33 +11,23 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.space import Space
+from search.study.space import Space
+from search.study.trials import judged_epoch, pct
 
 BEST_SHOWN = 10  # rows of a sampler's summary
 
 
-def _fmt(value: Any) -> str:
-    return f"{value:.3g}" if isinstance(value, float) else str(value)
-
-
-def describe(params: dict[str, Any], space: Space) -> str:
-    """What a point is: its changes from the baseline on a grid, else all its parameters."""
-    if space.is_grid:
-        return space.differs_from_baseline(params)
-    return ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
-
-
 def rows_for_trials(trials: list[FrozenTrial], space: Space) -> list[dict[str, Any]]:
+    """One row per trial: what it is, and its accuracies at the epoch it is judged by."""
     rows = []
     for t in trials:
-        history = t.user_attrs.get("history") or []
-        best = max(history, key=lambda r: (r["val_acc"], -r["epoch"]), default=None)
+        best = judged_epoch(t)
         rows.append(
             {
                 "trial": t.number,
-                "params": describe(t.params, space) if t.params else "",
-                "val_acc": best["val_acc"] if best else None,
-                "test_acc": best["test_acc"] if best else None,
+                "params": space.describe(t.params) if t.params else "",
+                "val_acc": best.val_acc if best else None,
+                "test_acc": best.test_acc if best else None,
                 "seconds": t.user_attrs.get("seconds"),
                 "n_params": t.user_attrs.get("n_params"),
                 "state": t.state.name,
@@ -62,10 +52,6 @@ def pareto_rows(study: optuna.Study, space: Space) -> list[dict[str, Any]]:
     """The Pareto-optimal trials of a multi-objective study, most accurate first."""
     front = sorted(study.best_trials, key=lambda t: -t.values[0])
     return rows_for_trials(front, space)
-
-
-def pct(x: float | None) -> str:
-    return "-" if x is None else f"{x:.2%}"
 
 
 def format_table(

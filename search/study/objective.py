@@ -13,13 +13,13 @@ from dataclasses import asdict, dataclass
 import optuna
 from optuna.trial import TrialState
 
-from search.data import Splits
-from search.space import Space, to_configs
-from search.train import EpochRecord, TrainResult, fit
-
-# What each objective measures, and which way is better. accuracy: the best validation
-# accuracy over the epochs; seconds: the whole training run; params: the model's size.
-OBJECTIVES = {"accuracy": "maximize", "seconds": "minimize", "params": "minimize"}
+from search.engine.data import Splits
+from search.engine.history import EpochRecord
+from search.engine.train import TrainResult, fit
+from search.study.runner import Outcome
+from search.study.settings import OBJECTIVES
+from search.study.space import Space
+from search.study.vocabulary import to_configs
 
 
 @dataclass(frozen=True)
@@ -31,15 +31,6 @@ class ObjectiveConfig:
     @property
     def directions(self) -> list[str]:
         return [OBJECTIVES[name] for name in self.objectives]
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What the runner needs to finish the trial: its state, values and a reason."""
-
-    state: TrialState
-    values: list[float] | None = None
-    reason: str = ""
 
 
 class Objective:

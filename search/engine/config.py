@@ -1,0 +1,63 @@
+"""What a training run is made of: the model's and the trainer's configurations, and the names
+the engine supports. Plain dataclasses, no torch, so that spaces and views can use them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from search.errors import UsageError
+
+ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "leaky_relu")  # built by search.engine.model
+OPTIMIZERS = ("adadelta", "sgd", "adam", "adamw")  # update rules of search.engine.optim
+LOSSES = ("nll", "cross_entropy", "mse", "mse_logprob")  # defined in search.engine.steps
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    hidden: tuple[int, ...] = (128,)
+    activation: str = "relu"
+    dropout: float = 0.0  # drop probability after every hidden activation
+    n_inputs: int = 784
+    n_classes: int = 10
+
+    def __post_init__(self) -> None:
+        if self.activation not in ACTIVATIONS:
+            raise UsageError(
+                f"activation: expected one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"
+            )
+        if not self.hidden or any(int(h) < 1 for h in self.hidden):
+            raise UsageError(f"hidden: expected positive layer sizes, got {self.hidden!r}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise UsageError(f"dropout: expected a rate in [0, 1), got {self.dropout}")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    optimizer: str = "adadelta"
+    lr: float = 1.0
+    batch_size: int = 64
+    epochs: int = 14
+    loss: str = "nll"
+    l1: float = 0.0  # strength of the L1 penalty on weight matrices, added to the loss
+    weight_decay: float = 0.0  # L2, applied by the optimizer
+    seed: int = 1  # weight initialisation, dropout and the batch order
+    log_every: int = 40  # batches per point of the training-loss curve (the reference's 40)
+    eval_batch: int = 1000  # the reference's test batch
+    fused: bool = True  # use the hand-written step (search.engine.fused) where it can
+    cuda_graph: bool = True  # on CUDA, replay the fused step as a captured graph
+
+    def __post_init__(self) -> None:
+        checks = [
+            ("optimizer", self.optimizer in OPTIMIZERS, f"one of {', '.join(OPTIMIZERS)}"),
+            ("loss", self.loss in LOSSES, f"one of {', '.join(LOSSES)}"),
+            ("lr", self.lr > 0, "a positive number"),
+            ("batch_size", self.batch_size >= 1, "a positive count"),
+            ("epochs", self.epochs >= 1, "a positive count"),
+            ("l1", self.l1 >= 0, "a non-negative strength"),
+            ("weight_decay", self.weight_decay >= 0, "a non-negative strength"),
+            ("log_every", self.log_every >= 1, "a positive count"),
+        ]
+        for name, ok, expected in checks:
+            if not ok:
+                raise ValueError(f"{name}: expected {expected}, got {getattr(self, name)!r}")

@@ -1,0 +1,36 @@
+"""A run's learning history, epoch by epoch, and the one rule for the epoch a run is judged by.
+
+No torch: the study stores these records on its trials, and the views read them back.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True)
+class EpochRecord:
+    epoch: int  # 1-based
+    train_loss: float
+    val_loss: float
+    val_acc: float  # fraction in [0, 1]
+    test_loss: float
+    test_acc: float
+    seconds: float  # training time of this epoch, evaluation excluded
+    samples_seen: int  # training samples processed so far
+
+    @classmethod
+    def from_attr(cls, row: Mapping[str, Any]) -> EpochRecord:
+        """A record as stored on a trial (``dataclasses.asdict``), read back."""
+        return cls(**{f.name: row[f.name] for f in fields(cls)})
+
+
+def best_epoch(history: Iterable[EpochRecord]) -> EpochRecord | None:
+    """The epoch a run is judged by: the highest validation accuracy, the earliest on ties.
+
+    Selection never looks at the test set; the test accuracy reported for a run is this
+    epoch's.
+    """
+    return max(history, key=lambda r: (r.val_acc, -r.epoch), default=None)

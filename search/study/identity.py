@@ -1,0 +1,34 @@
+"""Who runs a trial: the worker's identity, recorded on every trial it claims.
+
+A trial left RUNNING by a process that died is recognised by its owner: on this host by the
+process id, elsewhere by its heartbeat (search.study.recovery).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from pathlib import Path
+
+
+def worker_identity() -> dict[str, object]:
+    """This process, as recorded on the trials it runs."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
+
+
+def is_local(owner: dict[str, object]) -> bool:
+    return owner.get("host") == socket.gethostname()
+
+
+def is_alive(pid: int) -> bool:
+    """Whether a process of this host is still running (a zombie counts as dead)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # a killed child that its parent has not reaped yet is a zombie: dead all the same
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[-1][:1] != "Z"
+    except OSError:
+        return True

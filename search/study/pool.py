@@ -1,0 +1,95 @@
+"""Local worker processes: ``search.run --workers N`` runs N workers on this machine.
+
+Each worker is a spawned process with cores/N torch threads (and, with several GPUs, a GPU of
+its own). Between rounds the parent fails the trials of workers that died (SIGKILL, out of
+memory) and requeues failed grid points that have retries left.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import replace
+
+import optuna
+
+from search.engine.device import split_devices
+from search.errors import SearchError
+from search.study import runner
+from search.study.workers import ObserverFactory, WorkerSpec, work
+
+POLL_S = 1.0  # how often the parent redraws the progress of its workers
+INTERRUPT_GRACE_S = 5.0  # how long the parent waits for workers to stop on their own
+EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
+
+
+def _entry(spec: WorkerSpec, observe: ObserverFactory | None) -> None:
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    try:
+        work(spec, observe)
+    except KeyboardInterrupt:
+        sys.exit(EXIT_INTERRUPTED)
+    except SearchError as e:
+        print(f"[worker {spec.host.worker_id}] error: {e}", file=sys.stderr, flush=True)
+        sys.exit(e.exit_code)
+
+
+def run_local_workers(
+    spec: WorkerSpec, n: int, progress: Callable[[], None], observe: ObserverFactory | None
+) -> int:
+    """Start n worker processes on this machine, wait for them; Ctrl-C stops them all."""
+    threads = max(1, (os.cpu_count() or 1) // n)
+    ctx = multiprocessing.get_context("spawn")
+    procs = [
+        ctx.Process(
+            target=_entry,
+            args=(
+                replace(spec, host=replace(spec.host, worker_id=i, device=d, threads=threads)),
+                observe,
+            ),
+            daemon=False,
+        )
+        for i, d in enumerate(split_devices(spec.host.device, n))
+    ]
+    for p in procs:
+        p.start()
+    try:
+        while sum([p.is_alive() for p in procs]):  # every one polled, so the dead are reaped
+            progress()
+            time.sleep(POLL_S)
+    except KeyboardInterrupt:
+        # A terminal's Ctrl-C reaches the workers too; a kill -INT of this process alone does
+        # not, so whoever is still running after a grace period is told.
+        for p in procs:
+            p.join(timeout=INTERRUPT_GRACE_S)
+        for p in procs:
+            if p.is_alive():
+                os.kill(p.pid, signal.SIGINT)
+        for p in procs:
+            p.join()
+        raise
+    for p in procs:
+        p.join()
+    progress()
+    return max((p.exitcode or 0) for p in procs)
+
+
+def run_in_workers(
+    study: optuna.Study,
+    spec: WorkerSpec,
+    n: int,
+    progress: Callable[[], None],
+    observe: ObserverFactory | None = None,
+) -> int:
+    """n local workers, in rounds until no grid point that died with its worker is left;
+    returns the highest exit code of the last round."""
+    code = 0
+    for _ in range(spec.runner.max_retries + 1):
+        code = run_local_workers(spec, n, progress, observe)
+        if not spec.space.is_grid or not runner.recover(study, spec.space, spec.runner):
+            break
+    return code

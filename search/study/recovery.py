@@ -1,0 +1,91 @@
+"""Recovery: trials whose worker died are failed, so that their grid points can run again.
+
+Every running trial beats a heartbeat every ``HEARTBEAT_S`` seconds; one silent for ``GRACE_S``
+belonged to a worker that died (on any machine) and is failed by the next worker that looks.
+On this host a dead owner is found at once by its process id.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime
+import threading
+from collections.abc import Iterator
+
+import optuna
+from optuna.exceptions import UpdateFinishedTrialError
+from optuna.storages import RDBStorage
+from optuna.trial import TrialState
+
+from search.study.identity import is_alive, is_local
+from search.study.queries import rdb
+
+HEARTBEAT_S = 5
+GRACE_S = 30
+OWNERLESS_GRACE_S = 20  # a claim records its owner within milliseconds; allows for clock skew
+
+
+def _fail(storage: RDBStorage, trial_id: int, reason: str) -> bool:
+    """Fail a running trial with a reason; False when another worker finished it first."""
+    try:
+        storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+        return storage.set_trial_state_values(trial_id, TrialState.FAIL)
+    except UpdateFinishedTrialError:
+        return False
+
+
+def fail_orphaned_trials(
+    storage: RDBStorage, study: optuna.Study, now: datetime.datetime | None = None
+) -> list[int]:
+    """Mark FAIL the RUNNING trials whose process on this host is gone; return their numbers.
+
+    A trial left RUNNING by a killed process would otherwise block its grid point forever. A
+    claim records its owner within milliseconds, so a RUNNING trial with no owner after
+    ``OWNERLESS_GRACE_S`` was claimed by a process killed in between.
+    """
+    failed = []
+    now = now or datetime.datetime.now()
+    for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        owner = t.user_attrs.get("worker")
+        if owner is None:
+            started = t.datetime_start or now
+            if (now - started).total_seconds() < OWNERLESS_GRACE_S:
+                continue
+            reason = "interrupted: its process ended while claiming it"
+        elif is_local(owner) and not is_alive(int(owner.get("pid", -1))):
+            reason = f"interrupted: process {owner.get('pid')} ended while the trial ran"
+        else:
+            continue
+        if _fail(storage, t._trial_id, reason):
+            failed.append(t.number)
+    return failed
+
+
+def fail_stale_trials(study: optuna.Study) -> list[int]:
+    """Fail running trials whose heartbeat stopped (their worker died, on any machine)."""
+    storage = rdb(study)
+    return [
+        trial_id
+        for trial_id in storage._get_stale_trial_ids(study._study_id)  # Optuna's own query
+        if _fail(storage, trial_id, f"interrupted: no heartbeat for {GRACE_S} s")
+    ]
+
+
+@contextlib.contextmanager
+def heartbeat(study: optuna.Study, trial_id: int) -> Iterator[None]:
+    """Record that this trial is alive every HEARTBEAT_S seconds while the block runs."""
+    storage, stop = rdb(study), threading.Event()
+
+    def beat() -> None:
+        while not stop.is_set():
+            with contextlib.suppress(Exception):  # a missed beat only delays nothing
+                storage.record_heartbeat(trial_id)
+            stop.wait(HEARTBEAT_S)
+
+    thread = threading.Thread(target=beat, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()

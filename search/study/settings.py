@@ -1,0 +1,193 @@
+"""Studies: the settings a study is made with, and opening it with exactly those settings.
+
+A study records its settings, its space (the TOML text), its trial budget, the command that
+made it (passwords hidden) and the package versions, so that it can be resumed, joined by a
+worker on another machine, or reproduced; it is never resumed with settings that would make its
+results incomparable. Workers read everything back from here (``stored_*``).
+"""
+
+from __future__ import annotations
+
+import platform
+import shlex
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from importlib.metadata import PackageNotFoundError, version
+
+import optuna
+
+from search.errors import SearchError, UsageError
+from search.study.recovery import fail_orphaned_trials, fail_stale_trials
+from search.study.runner import RunnerConfig
+from search.study.samplers import make_pruner, make_sampler
+from search.study.space import Space, design, load_space, parse_space
+from search.study.storage import display_url, open_storage
+
+RECORDED_PACKAGES = ("torch", "torchvision", "optuna", "numpy", "numba", "search")
+# What each objective measures, and which way is better. accuracy: the validation accuracy of
+# the epoch a run is judged by; seconds: the whole training run; params: the model's size.
+OBJECTIVES = {"accuracy": "maximize", "seconds": "minimize", "params": "minimize"}
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """What makes results comparable; a study is only ever resumed with the same settings."""
+
+    dataset: str
+    space: str
+    sampler: str
+    pruner: str
+    objectives: tuple[str, ...]
+    seed: int
+    max_epochs: int | None
+    train_limit: int | None
+    val_size: int
+
+    def default_name(self) -> str:
+        parts = [self.dataset, self.space]
+        if self.sampler != "grid":
+            parts.append(self.sampler)
+        if len(self.objectives) > 1:
+            parts.append("-".join(self.objectives[1:]))
+        if self.max_epochs is not None:
+            parts.append(f"e{self.max_epochs}")
+        if self.train_limit is not None:
+            parts.append(f"n{self.train_limit}")
+        return "-".join(parts)
+
+    def to_attr(self) -> dict:
+        return {**asdict(self), "objectives": list(self.objectives)}
+
+    def search(self, worker_id: int | None = None) -> tuple:
+        """The seeded sampler and the pruner; each worker seeds its sampler apart, or they
+        would all suggest the same points."""
+        sampler = make_sampler(self.sampler, self.seed + (worker_id or 0))
+        return sampler, make_pruner(self.pruner, self.max_epochs)
+
+
+def parse_objectives(text: str) -> tuple[str, ...]:
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    unknown = [n for n in names if n not in OBJECTIVES]
+    if unknown or not names or names[0] != "accuracy" or len(set(names)) != len(names):
+        raise UsageError(
+            f"--objectives: expected accuracy, optionally followed by seconds or "
+            f"params (e.g. accuracy,seconds), got {text!r}"
+        )
+    return names
+
+
+def shape_space(space: Space, sampler: str, max_epochs: int | None, where: str) -> Space:
+    """A grid of its points for ``grid``, its ranges for other samplers, epochs capped."""
+    space = space.as_grid(where) if sampler == "grid" else space.without_grid()
+    return space.capped(max_epochs)
+
+
+def resolve_space(
+    sampler: str, design_name: str | None, space_file: str | None, max_epochs: int | None
+) -> Space:
+    """The space a command means: a file, a built-in design, or the default for its sampler."""
+    if design_name and space_file:
+        raise UsageError("--design and --space: give one or the other")
+    if space_file:
+        space = load_space(space_file)
+    else:
+        space = design(design_name or ("ofat" if sampler == "grid" else "default"))
+    return shape_space(space, sampler, max_epochs, f"--sampler grid with space {space.name!r}")
+
+
+def command_line(prog: str, argv: Sequence[str]) -> str:
+    """The command as it was run, with any database password hidden."""
+    shown = []
+    for arg in argv:
+        option, eq, value = arg.partition("=")
+        if eq and "://" in value:
+            shown.append(f"{option}={display_url(value)}")
+        else:
+            shown.append(display_url(arg) if "://" in arg else arg)
+    return " ".join(["python", "-m", prog, *map(shlex.quote, shown)])
+
+
+def versions() -> dict[str, str]:
+    """Python, the platform, and the packages that decide a result (those installed)."""
+    found = {"python": platform.python_version(), "platform": platform.platform()}
+    for name in RECORDED_PACKAGES:
+        try:
+            found[name] = version(name)
+        except PackageNotFoundError:
+            continue
+    return found
+
+
+def open_study(
+    storage_url: str,
+    name: str | None,
+    settings: StudySettings,
+    space: Space,
+    budget: RunnerConfig,
+    command: str,
+) -> optuna.Study:
+    """Create the study, or load it and check that it was made with the same settings.
+
+    The budget is recorded on every run (a rerun may raise it), so that workers joining from
+    elsewhere stop where this command would.
+    """
+    storage = open_storage(storage_url)
+    name = name or settings.default_name()
+    sampler, pruner = settings.search()
+    study = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        directions=[OBJECTIVES[o] for o in settings.objectives],
+        load_if_exists=True,
+        sampler=sampler,
+        pruner=pruner,
+    )
+    stored = study.user_attrs.get("settings")
+    if stored is None:
+        study.set_user_attr("settings", settings.to_attr())
+        study.set_user_attr("space_toml", space.source)
+        study.set_user_attr("command", command)
+        study.set_user_attr("versions", versions())
+    elif stored != settings.to_attr():
+        diff = ", ".join(
+            f"{k}={stored.get(k)!r} (now {v!r})"
+            for k, v in settings.to_attr().items()
+            if stored.get(k) != v
+        )
+        raise UsageError(
+            f"study {name!r} was run with other settings: {diff}; "
+            "resume it with the same options or choose another --study-name"
+        )
+    study.set_user_attr("budget", {"n_trials": budget.n_trials, "timeout": budget.timeout})
+    fail_orphaned_trials(storage, study)
+    fail_stale_trials(study)
+    return study
+
+
+def stored_settings(study: optuna.Study) -> StudySettings:
+    """The settings the study was made with; a study made elsewhere cannot be run here."""
+    s = study.user_attrs.get("settings")
+    if not s or not study.user_attrs.get("space_toml"):
+        raise SearchError(
+            f"study {study.study_name!r} was not made by search.run; a worker cannot join it"
+        )
+    return StudySettings(**{**s, "objectives": tuple(s["objectives"])})
+
+
+def stored_space(study: optuna.Study) -> Space:
+    """The space the study runs, shaped as when it was made; an empty one for a study made
+    elsewhere (a report can still show its trials)."""
+    text = study.user_attrs.get("space_toml")
+    if not text:
+        return Space("unknown", {})
+    space = parse_space(text, f"the space stored with study {study.study_name!r}")
+    s = study.user_attrs.get("settings")
+    if not s:
+        return space
+    return shape_space(space, s["sampler"], s["max_epochs"], "the stored space")
+
+
+def stored_budget(study: optuna.Study) -> RunnerConfig:
+    """The trial budget the last ``search.run`` of the study set."""
+    budget = study.user_attrs.get("budget") or {}
+    return RunnerConfig(n_trials=budget.get("n_trials"), timeout=budget.get("timeout"))

@@ -1,0 +1,116 @@
+"""Storage: open an Optuna database from a URL, safely, and find the studies in it.
+
+Checks a URL before Optuna touches it (a file that is not an Optuna database is left as it
+was), turns on SQLite's write-ahead log and a busy timeout so that readers (a report, the
+dashboard) never block the search, and turns on Optuna's heartbeats (search.study.recovery).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import warnings
+from pathlib import Path
+
+import optuna
+import sqlalchemy
+from optuna.storages import RDBStorage
+
+from search.errors import StorageError
+from search.study.recovery import GRACE_S, HEARTBEAT_S
+
+DEFAULT_STORAGE = "sqlite:///study_db/mnist.db"
+SQLITE_BUSY_TIMEOUT_S = 60  # how long a writer waits for the SQLite lock before giving up
+
+
+def display_url(url: str) -> str:
+    """The URL with its password hidden, for messages and for what a study records."""
+    try:
+        return sqlalchemy.engine.make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - a malformed URL is shown as given
+        return url
+
+
+def _check_sqlite_file(path: Path, shown: str) -> None:
+    """Refuse a file that is not empty and not an Optuna database, without writing to it."""
+    if path.is_dir():
+        raise StorageError(f"--storage {shown}: {path} is a folder, expected a database file")
+    if path.stat().st_size == 0:
+        return
+    try:
+        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as con:
+            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.DatabaseError as e:
+        raise StorageError(
+            f"--storage {shown}: {path} is not an SQLite database ({e}); it was left untouched. "
+            "Point --storage at a new file or an Optuna database"
+        ) from None
+    if tables and not {"studies", "trials", "version_info"} <= tables:
+        raise StorageError(
+            f"--storage {shown}: {path} is an SQLite database but not an Optuna one; it was "
+            "left untouched. Point --storage at a new file or an Optuna database"
+        )
+
+
+def open_storage(url: str, must_exist: bool = False) -> RDBStorage:
+    """An RDBStorage for ``url``; any problem is a one-line ``StorageError``.
+
+    ``must_exist``: for readers (reports, ``search.best``), a missing SQLite file is an error
+    rather than a new empty database.
+    """
+    shown = display_url(url)
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+    except Exception:  # noqa: BLE001 - sqlalchemy raises several types for bad URLs
+        raise StorageError(
+            f"--storage: malformed URL {url!r}; expected for example {DEFAULT_STORAGE} "
+            "or postgresql+psycopg://user@host/db"
+        ) from None
+    engine_kwargs: dict = {}
+    if parsed.get_backend_name() == "sqlite":
+        db = parsed.database
+        if db and db != ":memory:":
+            path = Path(db)
+            if path.exists():
+                _check_sqlite_file(path, shown)
+            elif must_exist:
+                raise StorageError(f"--storage {shown}: no database at {path}")
+            else:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            with sqlite3.connect(path) as con:  # WAL is a property of the file: set it once
+                con.execute("PRAGMA journal_mode=WAL")
+        engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+    try:
+        with warnings.catch_warnings():  # heartbeats are flagged experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            return RDBStorage(
+                url,
+                engine_kwargs=engine_kwargs,
+                heartbeat_interval=HEARTBEAT_S,
+                grace_period=GRACE_S,
+            )
+    except ImportError as e:
+        raise StorageError(f"--storage {shown}: the database driver is missing ({e})") from None
+    except Exception as e:  # noqa: BLE001 - sqlalchemy and Optuna raise many kinds here
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise StorageError(f"--storage {shown}: cannot open the database: {first}") from None
+
+
+def load_existing_study(storage_url: str, study_name: str) -> optuna.Study:
+    """A study that must already exist; a wrong name lists the studies that are there."""
+    storage = open_storage(storage_url, must_exist=True)
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    if study_name not in names:
+        there = ", ".join(names) if names else "none"
+        raise StorageError(
+            f"--study-name: no study {study_name!r} in {display_url(storage_url)} "
+            f"(studies there: {there})"
+        )
+    return optuna.load_study(study_name=study_name, storage=storage)
+
+
+def artifact_dir_for(storage_url: str) -> Path:
+    """``artifacts/`` beside an SQLite file; ``study_db/artifacts`` for a database server."""
+    url = sqlalchemy.engine.make_url(storage_url)
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return Path(url.database).parent / "artifacts"
+    return Path("study_db") / "artifacts"

@@ -1,0 +1,30 @@
+"""What a trial recorded, read back one way by workers, summaries, reports and the dashboard."""
+
+from __future__ import annotations
+
+from optuna.trial import FrozenTrial
+
+from search.engine.history import EpochRecord, best_epoch
+from search.study.space import Space
+
+
+def judged_epoch(t: FrozenTrial) -> EpochRecord | None:
+    """The epoch the trial is judged by, from its stored history (None before its first)."""
+    return best_epoch(EpochRecord.from_attr(r) for r in t.user_attrs.get("history") or [])
+
+
+def pct(x: float | None) -> str:
+    return "-" if x is None else f"{x:.2%}"
+
+
+def progress_line(t: FrozenTrial, space: Space) -> str:
+    """One line for a finished trial, as a worker prints it."""
+    best = judged_epoch(t)
+    seconds = t.user_attrs.get("seconds") or 0.0
+    note = t.user_attrs.get("reason") or t.user_attrs.get("fail_reason") or ""
+    line = (
+        f"trial {t.number} {space.describe(t.params) if t.params else ''}: {t.state.name} "
+        f"val {pct(best.val_acc if best else None)} test {pct(best.test_acc if best else None)} "
+        f"{seconds:.1f} s {note}"
+    )
+    return line.rstrip()

@@ -1,0 +1,107 @@
+"""The vocabulary of a space file, and how a point of it maps onto the engine's configurations.
+
+A point names some of ``VOCABULARY`` (``layers``, ``activation``, ``lr_factor``...); the names
+it leaves out take the reference study's baseline. ``to_configs`` turns it into the
+``ModelConfig`` and ``TrainConfig`` that ``search.engine.train.fit`` runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from search.engine.config import ACTIVATIONS, LOSSES, OPTIMIZERS, ModelConfig, TrainConfig
+from search.errors import UsageError
+
+# The reference's hidden sizes for 1, 3 and 5 layers.
+REFERENCE_HIDDEN: dict[int, tuple[int, ...]] = {
+    1: (128,),
+    3: (128, 64, 64),
+    5: (256, 128, 128, 64, 64),
+}
+REGULARIZATIONS = ("none", "l1", "l2", "dropout")
+# Strength used when a point names a regularization without one: L2 is the reference's planned
+# Adadelta weight decay; L1 multiplies the sum of |w|; dropout is the drop probability.
+DEFAULT_STRENGTH = {"none": 0.0, "l1": 1e-5, "l2": 1e-2, "dropout": 0.2}
+BASE_LR = {"adadelta": 1.0, "sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}  # what lr_factor scales
+BASELINE: dict[str, Any] = {
+    "layers": 1,
+    "activation": "relu",
+    "loss": "nll",
+    "regularization": "none",
+    "batch_size": 64,
+    "epochs": 14,
+    "lr": 1.0,
+}
+CATEGORIES: dict[str, tuple[Any, ...]] = {
+    "activation": ACTIVATIONS,
+    "loss": LOSSES,
+    "regularization": REGULARIZATIONS,
+    "optimizer": OPTIMIZERS,
+}
+# Numeric names with their smallest allowed value, whether it is allowed, and the type.
+NUMBERS: dict[str, tuple[float, bool, type]] = {
+    "layers": (1, True, int),
+    "units": (1, True, int),
+    "batch_size": (1, True, int),
+    "epochs": (1, True, int),
+    "lr": (0, False, float),
+    "lr_factor": (0, False, float),
+    "reg_strength": (0, True, float),
+    "dropout": (0, True, float),
+}
+VOCABULARY = tuple(CATEGORIES) + tuple(NUMBERS)
+
+
+def check_value(where: str, name: str, value: Any) -> None:
+    """One value of ``name``: a known category, or a number of the right type and range."""
+    if name in CATEGORIES and value not in CATEGORIES[name]:
+        allowed = ", ".join(map(str, CATEGORIES[name]))
+        raise UsageError(f"{where}: {value!r} is not one of {allowed}")
+    if name in NUMBERS:
+        low, inclusive, kind = NUMBERS[name]
+        ok_type = isinstance(value, (int, float)) and not isinstance(value, bool)
+        if not ok_type or (kind is int and int(value) != value):
+            expected = "a whole number" if kind is int else "a number"
+            raise UsageError(f"{where}: expected {expected}, got {value!r}")
+        if value < low or (value == low and not inclusive) or (name == "dropout" and value >= 1):
+            raise UsageError(f"{where}: {value!r} is out of range for {name}")
+
+
+def to_configs(
+    point: dict[str, Any], seed: int, max_epochs: int | None = None
+) -> tuple[ModelConfig, TrainConfig]:
+    """Map a point of the vocabulary to the model's and trainer's configurations.
+
+    Names a point leaves out take the reference baseline. ``units`` gives every hidden layer
+    that width (without it, the reference's sizes for 1, 3 or 5 layers); ``lr_factor``
+    scales the optimizer's usual rate unless ``lr`` is given; ``max_epochs`` caps the epochs.
+    """
+    p = {**BASELINE, **point}
+    reg, optimizer = p["regularization"], p.get("optimizer", "adadelta")
+    strength = float(p.get("reg_strength", DEFAULT_STRENGTH[reg])) if reg != "none" else 0.0
+    layers = int(p["layers"])
+    if "units" in p:
+        hidden = (int(p["units"]),) * layers
+    elif layers in REFERENCE_HIDDEN:
+        hidden = REFERENCE_HIDDEN[layers]
+    else:
+        raise UsageError(f"layers: {layers} has no reference sizes; give 'units' as well")
+    lr = (
+        float(point["lr"])
+        if "lr" in point
+        else (BASE_LR[optimizer] * float(point["lr_factor"]) if "lr_factor" in point else p["lr"])
+    )
+    epochs = int(p["epochs"]) if max_epochs is None else min(int(p["epochs"]), max_epochs)
+    dropout = strength if reg == "dropout" else float(p.get("dropout", 0.0))
+    model = ModelConfig(hidden=hidden, activation=p["activation"], dropout=dropout)
+    train = TrainConfig(
+        optimizer=optimizer,
+        lr=lr,
+        batch_size=int(p["batch_size"]),
+        epochs=epochs,
+        loss=p["loss"],
+        l1=strength if reg == "l1" else 0.0,
+        weight_decay=strength if reg == "l2" else 0.0,
+        seed=seed,
+    )
+    return model, train
