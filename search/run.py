@@ -34,7 +34,7 @@ from search.study.space import DESIGNS
 from search.study.storage import DEFAULT_STORAGE
 from search.study.workers import HostOptions, spec_from_study, work
 from search.views.publish import Publisher
-from search.views.summary import format_table, pareto_rows, summary_rows
+from search.views.summary import study_summary
 
 DEFAULT_SAMPLER_TRIALS = 50  # a sampler's budget when --n-trials is not given
 
@@ -150,15 +150,15 @@ def settings_from(args: argparse.Namespace, space_name: str) -> StudySettings:
             raise UsageError("--pruner: Optuna cannot prune a study with several objectives")
     pruner = args.pruner or ("none" if len(objectives) > 1 else DEFAULT_PRUNER[sampler])
     return StudySettings(
-        args.dataset,
-        space_name,
-        sampler,
-        pruner,
-        objectives,
-        args.seed,
-        args.max_epochs,
-        args.train_limit,
-        args.val_size,
+        dataset=args.dataset,
+        space=space_name,
+        sampler=sampler,
+        pruner=pruner,
+        objectives=objectives,
+        seed=args.seed,
+        max_epochs=args.max_epochs,
+        train_limit=args.train_limit,
+        val_size=args.val_size,
     )
 
 
@@ -221,12 +221,7 @@ def execute(args: argparse.Namespace, command: str) -> int:
 
                 code = run_in_workers(study, spec, args.workers, progress, Publisher)
     print(f"study {study.study_name} in {args.storage}")
-    label = "differs from baseline" if spec.space.is_grid else "parameters"
-    if len(settings.objectives) > 1:
-        print(f"Pareto front ({', '.join(settings.objectives)}):")
-        print(format_table(pareto_rows(study, spec.space), label, extra=settings.objectives[1]))
-    else:
-        print(format_table(summary_rows(study, spec.space), label))
+    print(study_summary(study, spec.space, settings.objectives))
     if code:
         print(f"error: a worker exited with code {code} (its message is above)", file=sys.stderr)
     return code

@@ -82,3 +82,19 @@ def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
 def big_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """Enough synthetic data (4,000 images) that a trial lasts long enough to interrupt."""
     return make_dataset(tmp_path_factory.mktemp("bigdata"), n_train=4000, n_test=500)
+
+
+@pytest.fixture
+def pause(tmp_path: Path):
+    """``pause(after_epochs)``: a Pause (tests/pausing.py) closed when the test ends."""
+    from .pausing import Pause
+
+    made: list[Pause] = []
+
+    def make(after_epochs: int) -> Pause:
+        made.append(Pause(tmp_path / f"pause-{len(made)}", after_epochs))
+        return made[-1]
+
+    yield make
+    for p in made:
+        p.close()

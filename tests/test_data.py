@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -67,3 +68,10 @@ def test_unknown_dataset_is_a_usage_error():
 def test_validation_split_larger_than_the_data_is_a_usage_error(tiny_root: Path):
     with pytest.raises(UsageError, match="--val-size"):
         load(DataConfig(data_dir=str(tiny_root), val_size=5000))
+
+
+def test_data_that_must_be_downloaded_without_torchvision_names_the_extra(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torchvision", None)  # as if search[download] were absent
+    with pytest.raises(DataError) as err:
+        load(DataConfig(data_dir=str(tmp_path)))
+    assert "search[download]" in str(err.value) and "MNIST/raw" in str(err.value)

@@ -12,7 +12,7 @@ from search.engine.config import ModelConfig, TrainConfig
 from search.engine.data import DataConfig, load
 from search.engine.train import fit
 
-from .test_run import _interrupt_mid_trial, completed_points, load_trials
+from .test_run import completed_points, executions, load_trials
 
 pytestmark = pytest.mark.slow
 
@@ -24,7 +24,7 @@ def test_one_epoch_of_the_baseline_reaches_95_percent_on_the_test_set(real_root)
     assert result.history[0].test_acc >= 0.95
 
 
-def test_ofat_study_runs_then_resumes_after_an_interruption(real_root, tmp_path):
+def test_ofat_study_runs_then_resumes_after_an_interruption(real_root, tmp_path, pause):
     db = tmp_path / "s.db"
     cmd = [
         sys.executable,
@@ -41,20 +41,27 @@ def test_ofat_study_runs_then_resumes_after_an_interruption(real_root, tmp_path)
         "--data-dir",
         str(real_root),
     ]
-    first = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _interrupt_mid_trial(first, db, signal.SIGINT)
+    mid_trial = pause(after_epochs=3)  # three 1-epoch trials done, the fourth training
+    first = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=mid_trial.env
+    )
+    assert mid_trial.wait(first) == first.pid
+    first.send_signal(signal.SIGINT)
+    first.communicate(timeout=120)
     assert first.returncode == 130
     before = {
         t.number: t.value
         for t in load_trials(db, "mnist-ofat-e1-n2000")
         if t.state.name == "COMPLETE"
     }
+    assert sorted(before) == [0, 1, 2]
 
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "differs from baseline" in done.stdout
     after = load_trials(db, "mnist-ofat-e1-n2000")
     assert len(completed_points(after)) == len(set(completed_points(after))) == 15
+    assert executions(after) == 16  # and the interrupted run, failed and then run again
     assert all(after[n].value == v for n, v in before.items())
     baseline = next(
         t

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from collections import Counter
+from multiprocessing.synchronize import Event
 
 import optuna
 import pytest
@@ -51,3 +53,31 @@ def test_progress_counts_the_points_not_yet_queued(ofat_study):
     cfg = runner.RunnerConfig(queue_window=4)
     claims.enqueue_missing(study, space, cfg.max_retries, cfg.queue_window)
     assert runner.planned(study, space, cfg) == (15, 15)
+
+
+def _claim_all(url: str, name: str, start: Event) -> int:
+    """A worker that claims and finishes trials at once, until the queue is empty."""
+    study = optuna.load_study(study_name=name, storage=open_storage(url))
+    start.wait()
+    ran = 0
+    while (trial := claims.claim_waiting(study)) is not None:
+        study.tell(trial, 0.5)
+        ran += 1
+    return ran
+
+
+def test_claimants_starting_together_on_sqlite_never_take_one_point_twice(tmp_path):
+    url = f"sqlite:///{tmp_path}/race.db"
+    study = optuna.create_study(storage=open_storage(url), direction="maximize")
+    space = design("full").as_grid("test")
+    claims.enqueue_missing(study, space, max_retries=0, window=120)
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Manager() as manager, ctx.Pool(4) as pool:
+        start = manager.Event()
+        runs = [pool.apply_async(_claim_all, (url, study.study_name, start)) for _ in range(4)]
+        start.set()  # all four claim at the same moment: what --workers N does at its start
+        ran = [r.get(timeout=300) for r in runs]
+    trials = study.get_trials()
+    assert sum(ran) == len(trials) == 120
+    assert [len(claims.claims_of(t)) for t in trials] == [1] * 120
+    assert {t.state for t in trials} == {TrialState.COMPLETE}

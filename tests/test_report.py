@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 
 import optuna
@@ -143,47 +143,30 @@ def test_the_run_keeps_the_dashboards_view_complete(ofat_db):
     assert (ofat_db.parent / "artifacts").is_dir()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def _get(url: str) -> bytes:
+    with urllib.request.urlopen(url, timeout=60) as r:
+        return r.read()
 
 
-def _get(url: str, timeout: float = 60) -> bytes:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with urllib.request.urlopen(url, timeout=5) as r:
-                return r.read()
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.2)
-
-
-def start_dashboard(db: Path, port: int) -> subprocess.Popen:
-    cmd = [
-        sys.executable,
-        "-m",
-        "search.dashboard",
-        "--storage",
-        f"sqlite:///{db}",
-        "--port",
-        str(port),
-    ]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+@contextlib.contextmanager
+def serving(db: Path) -> Iterator[str]:
+    """The dashboard on a port the system picks; yields its URL once it is listening."""
+    cmd = [sys.executable, "-m", "search.dashboard", "--storage", f"sqlite:///{db}", "--port", "0"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        first = proc.stdout.readline()  # printed once the socket is bound: an event, no polling
+        found = re.search(r"http://127\.0\.0\.1:(\d+)/", first)
+        assert found and found.group(1) != "0", first + proc.stderr.read()
+        yield found.group(0).rstrip("/")
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
 
 
 @pytest.fixture
 def dashboard(ofat_db):
-    port = _free_port()
-    proc = start_dashboard(ofat_db, port)
-    try:
-        _get(f"http://127.0.0.1:{port}/api/studies")
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    with serving(ofat_db) as url:
+        yield url
 
 
 def test_dashboard_api_shows_the_study_its_note_figures_and_artifacts(dashboard):
@@ -239,50 +222,40 @@ def test_dashboard_pages_show_the_study_in_a_real_browser(dashboard, tmp_path):
 
 
 @pytest.mark.slow
-def test_a_report_and_the_dashboard_read_while_two_workers_write(big_root, tmp_path):
+def test_a_report_and_the_dashboard_read_while_two_workers_write(tiny_root, tmp_path, pause):
     db = tmp_path / "live.db"
+    mid_study = pause(after_epochs=3)  # a worker with its first trial done, in its second
     search = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "search.run",
-            *args(big_root, db, "--max-epochs", "3", "--workers", "2"),
+            *args(tiny_root, db, "--max-epochs", "3", "--workers", "2"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=mid_study.env,
     )
-    deadline = time.monotonic() + 60
-    while not db.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    port = _free_port()
-    dash = start_dashboard(db, port)
-    reads = 0
-    try:
-        _get(f"http://127.0.0.1:{port}/api/studies")
-        while search.poll() is None:
-            for s in json.loads(_get(f"http://127.0.0.1:{port}/api/studies"))["study_summaries"]:
-                _get(f"http://127.0.0.1:{port}/api/studies/{s['study_id']}")
-            code = report.main(
-                [
-                    "--study-name",
-                    "mnist-ofat-e3",
-                    "--storage",
-                    f"sqlite:///{db}",
-                    "--out",
-                    str(tmp_path / "rep"),
-                ]
-            )
-            assert code in (0, 1)  # 1 only before the first trial completes
-            reads += 1
-    finally:
-        dash.terminate()
-        dash.wait(timeout=30)
-    out, err = search.communicate()
+    mid_study.wait(search)  # the study now has a completed trial and a running one
+    with serving(db) as url:
+        for s in json.loads(_get(f"{url}/api/studies"))["study_summaries"]:
+            detail = json.loads(_get(f"{url}/api/studies/{s['study_id']}"))
+            states = {t["state"].upper() for t in detail["trials"]}
+            assert {"RUNNING", "COMPLETE"} <= states, states
+        out = tmp_path / "rep"
+        code = report.main(
+            ["--study-name", "mnist-ofat-e3", "--storage", f"sqlite:///{db}", "--out", str(out)]
+        )
+        assert code == 0
+        running = [r for r in csv.DictReader(open(out / "summary.csv")) if r["state"] == "RUNNING"]
+        assert running  # the report was written mid-study
+        mid_study.resume()
+        _, err = search.communicate(timeout=600)
     assert search.returncode == 0, err
     assert "locked" not in err
     states = [t.state.name for t in load_trials_of(db, "mnist-ofat-e3")]
-    assert states == ["COMPLETE"] * 15 and reads >= 3
+    assert states == ["COMPLETE"] * 15
 
 
 def load_trials_of(db: Path, name: str) -> list[optuna.trial.FrozenTrial]:

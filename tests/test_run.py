@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
+import shlex
 import signal
-import sqlite3
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import optuna
 import pytest
 
 from search.run import main
+from search.study.claims import claims_of
+from search.study.settings import command_line
 
 TINY = ["--val-size", "200", "--quiet"]
 
@@ -27,6 +28,11 @@ def load_trials(db: Path, name: str) -> list[optuna.trial.FrozenTrial]:
 
 def completed_points(trials) -> list[str]:
     return sorted(t.user_attrs["point"] for t in trials if t.state.name == "COMPLETE")
+
+
+def executions(trials) -> int:
+    """How many times trials were run: one claim record per execution, even of one trial."""
+    return sum(len(claims_of(t)) for t in trials)
 
 
 def test_grid_runs_all_fifteen_points_then_resumes_with_nothing_to_do(tiny_root, tmp_path, capsys):
@@ -65,18 +71,29 @@ def test_trials_store_what_a_chart_needs(tiny_root, tmp_path):
     }
 
 
-def test_the_study_records_how_to_reproduce_it(tiny_root, tmp_path):
-    db = tmp_path / "s.db"
-    main(args(tiny_root, db, "--max-epochs", "1", "--n-trials", "1", "--seed", "5"))
+def test_the_study_records_the_command_that_made_it(tiny_root, tmp_path):
+    db = tmp_path / "my data" / "s.db"  # a space in a path must survive the round trip
+    argv = args(tiny_root, db, "--max-epochs", "1", "--n-trials", "1", "--seed", "5")
+    assert main(argv) == 0
     study = optuna.load_study(study_name="mnist-ofat-e1", storage=f"sqlite:///{db}")
     assert study.user_attrs["settings"]["seed"] == 5
-    assert study.user_attrs["command"].startswith("python -m search.run")
+    assert study.user_attrs["command"] == "python -m search.run " + shlex.join(argv)
+    assert shlex.split(study.user_attrs["command"])[3:] == argv
     assert {"torch", "optuna", "python"} <= set(study.user_attrs["versions"])
+
+
+def test_a_recorded_command_hides_the_database_password():
+    line = command_line("search.worker", ["--storage", "postgresql://u:secret@db/x", "-q"])
+    assert line == "python -m search.worker --storage 'postgresql://u:***@db/x' -q"
+    line = command_line("search.run", ["--storage=mysql://u:secret@db/x"])
+    assert line == "python -m search.run '--storage=mysql://u:***@db/x'"
 
 
 def test_resuming_with_other_settings_is_refused(tiny_root, tmp_path, capsys):
     db = tmp_path / "s.db"
-    main(args(tiny_root, db, "--max-epochs", "1", "--n-trials", "1", "--study-name", "x"))
+    assert (
+        main(args(tiny_root, db, "--max-epochs", "1", "--n-trials", "1", "--study-name", "x")) == 0
+    )
     code = main(args(tiny_root, db, "--max-epochs", "2", "--study-name", "x"))
     assert code == 2
     assert "max_epochs=1 (now 2)" in capsys.readouterr().err
@@ -116,58 +133,47 @@ def test_missing_data_exits_1_with_one_line(tmp_path, capsys):
     assert len(err) == 1 and "MNIST/raw" in err[0] and "train-images-idx3-ubyte" in err[0]
 
 
-def _running_and_completed(db: Path) -> tuple[int, int]:
-    try:
-        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as con:
-            rows = dict(
-                con.execute("SELECT state, COUNT(*) FROM trials GROUP BY state").fetchall()
-            )
-    except sqlite3.Error:
-        return 0, 0
-    return rows.get("RUNNING", 0), rows.get("COMPLETE", 0)
-
-
-def _start(root: Path, db: Path, *extra: str) -> subprocess.Popen:
+def _start(root: Path, db: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "search.run", *args(root, db, "--max-epochs", "3", *extra)]
-    return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-
-def _interrupt_mid_trial(proc: subprocess.Popen, db: Path, sig: int) -> None:
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        running, done = _running_and_completed(db)
-        if running and done >= 3:
-            proc.send_signal(sig)
-            proc.communicate(timeout=60)
-            return
-        time.sleep(0.01)
-    pytest.fail("the run ended before it could be interrupted mid-trial")
+    return subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
+    )
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
-def test_an_interrupted_run_resumes_with_every_point_completed_once(big_root, tmp_path, sig):
+def test_an_interrupted_run_resumes_with_every_point_completed_once(
+    big_root, tmp_path, sig, pause
+):
     db = tmp_path / "s.db"
-    proc = _start(big_root, db)
-    _interrupt_mid_trial(proc, db, sig)
+    mid_trial = pause(after_epochs=9)  # three 3-epoch trials done, the fourth in its 1st epoch
+    proc = _start(big_root, db, env=mid_trial.env)
+    assert mid_trial.wait(proc) == proc.pid
+    proc.send_signal(sig)
+    proc.communicate(timeout=120)
     assert proc.returncode == (130 if sig == signal.SIGINT else -signal.SIGKILL)
     before = {t.number: t for t in load_trials(db, "mnist-ofat-e3") if t.state.name == "COMPLETE"}
-    assert len(before) >= 3
+    assert sorted(before) == [0, 1, 2]
 
     rerun = _start(big_root, db)
     out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err
     after = load_trials(db, "mnist-ofat-e3")
     unfinished = [(t.number, t.state.name) for t in after if t.state.name != "COMPLETE"]
-    assert len(completed_points(after)) == 15, unfinished
-    assert len(completed_points(after)) == len(set(completed_points(after))) == 15
+    assert len(completed_points(after)) == len(set(completed_points(after))) == 15, unfinished
     for number, t in before.items():  # nothing completed was rerun or changed
         assert (
             after[number].value == t.value
             and after[number].datetime_complete == t.datetime_complete
         )
-    failed = [t for t in after if t.state.name == "FAIL"]
-    assert len(failed) == 1 and "interrupted" in failed[0].user_attrs["fail_reason"]
+    (failed,) = [t for t in after if t.state.name == "FAIL"]
+    reason = failed.user_attrs["fail_reason"]
+    assert failed.number == 3
+    if sig == signal.SIGINT:  # the process failed its own trial on the way out
+        assert reason == "interrupted"
+    else:  # the next run found the dead process's trial
+        assert reason == f"interrupted: process {proc.pid} ended while the trial ran"
+    assert executions(after) == 16  # 15 points, and the interrupted run of one of them
     assert not [t for t in after if t.state.name in ("RUNNING", "WAITING")]
 
 

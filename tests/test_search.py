@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import optuna
@@ -10,6 +11,7 @@ import pytest
 from search import best
 from search.errors import UsageError
 from search.run import main
+from search.study.claims import claims_of
 from search.study.samplers import PRUNERS, SAMPLERS, make_pruner
 from search.study.space import SPACES_DIR, load_space
 from search.views.best import best_trial
@@ -30,7 +32,22 @@ def complete(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
     return study.get_trials(states=(optuna.trial.TrialState.COMPLETE,))
 
 
-@pytest.mark.parametrize("sampler", [s for s in SAMPLERS if s != "grid"])
+# The class each registry name must run, written out here (not read from the registry).
+SAMPLER_CLASSES = {
+    "random": "RandomSampler",
+    "tpe": "TPESampler",
+    "gp": "GPSampler",
+    "qmc": "QMCSampler",
+    "cmaes": "CmaEsSampler",
+    "nsga2": "NSGAIISampler",
+}
+
+
+def test_every_registered_sampler_is_tested():
+    assert set(SAMPLERS) == {"grid", *SAMPLER_CLASSES}
+
+
+@pytest.mark.parametrize("sampler", sorted(SAMPLER_CLASSES))
 def test_every_sampler_runs_a_few_trials_of_the_default_space(sampler, tiny_root, tmp_path):
     db = tmp_path / "s.db"
     code = main(
@@ -50,6 +67,7 @@ def test_every_sampler_runs_a_few_trials_of_the_default_space(sampler, tiny_root
     assert code == 0
     trials = study_of(db, f"mnist-default-{sampler}-e1").get_trials()
     assert len(trials) == 3 and all(t.state.name == "COMPLETE" for t in trials)
+    assert [c["sampler"] for t in trials for c in claims_of(t)] == [SAMPLER_CLASSES[sampler]] * 3
     assert {"layers", "units", "optimizer", "lr_factor", "batch_size"} <= set(trials[0].params)
 
 
@@ -72,21 +90,24 @@ def test_samplers_explore_a_designs_levels(tiny_root, tmp_path):
 
 
 def _tpe_params(root: Path, db: Path, seed: str) -> list[dict]:
-    main(
-        args(
-            root,
-            db,
-            "--sampler",
-            "tpe",
-            "--n-trials",
-            "4",
-            "--max-epochs",
-            "1",
-            "--seed",
-            seed,
-            "--pruner",
-            "none",
+    assert (
+        main(
+            args(
+                root,
+                db,
+                "--sampler",
+                "tpe",
+                "--n-trials",
+                "4",
+                "--max-epochs",
+                "1",
+                "--seed",
+                seed,
+                "--pruner",
+                "none",
+            )
         )
+        == 0
     )
     return [t.params for t in study_of(db, "mnist-default-tpe-e1").get_trials()]
 
@@ -141,10 +162,14 @@ def test_a_pruned_trial_keeps_its_partial_history(tiny_root, tmp_path):
         "2",
     )
     trials = study_of(db, "mnist-default-random-e3").get_trials()
-    pruned = [t for t in trials if t.state.name == "PRUNED"]
-    assert pruned, [t.state.name for t in trials]
-    for t in pruned:
-        assert t.user_attrs["history"] and t.user_attrs["outcome"] in ("stopped", "diverged")
+    # Stopped by the pruner, not ended by a diverging loss (also PRUNED, but not pruning).
+    stopped = [t for t in trials if t.user_attrs.get("outcome") == "stopped"]
+    assert stopped, [(t.state.name, t.user_attrs.get("reason")) for t in trials]
+    for t in stopped:
+        epochs = [r["epoch"] for r in t.user_attrs["history"]]
+        assert t.state.name == "PRUNED" and epochs == list(range(1, len(epochs) + 1))
+        assert len(epochs) < 3 and t.user_attrs["reason"] == f"pruned after epoch {epochs[-1]}"
+        assert t.intermediate_values == {r["epoch"]: r["val_acc"] for r in t.user_attrs["history"]}
 
 
 @pytest.mark.parametrize(
@@ -231,7 +256,10 @@ def test_several_objectives_refuse_a_pruner(tmp_path, capsys):
 
 def test_best_prints_a_space_file_that_reruns_the_best_configuration(tiny_root, tmp_path, capsys):
     db = tmp_path / "s.db"
-    main(args(tiny_root, db, "--sampler", "random", "--n-trials", "3", "--max-epochs", "1"))
+    assert (
+        main(args(tiny_root, db, "--sampler", "random", "--n-trials", "3", "--max-epochs", "1"))
+        == 0
+    )
     capsys.readouterr()
     assert (
         best.main(["--study-name", "mnist-default-random-e1", "--storage", f"sqlite:///{db}"]) == 0
@@ -264,3 +292,13 @@ def test_best_of_a_missing_study_is_one_line(tmp_path, capsys):
     assert best.main(["--study-name", "nope", "--storage", f"sqlite:///{db}"]) == 1
     err = capsys.readouterr().err
     assert "no study 'nope'" in err and "there" in err and err.count("\n") == 1
+
+
+@pytest.mark.parametrize(("sampler", "package"), [("cmaes", "cmaes"), ("gp", "scipy")])
+def test_a_sampler_whose_package_is_missing_names_the_extra(
+    sampler, package, tmp_path, capsys, monkeypatch
+):
+    monkeypatch.setitem(sys.modules, package, None)  # as if search[samplers] were not installed
+    assert main(["--sampler", sampler, "--storage", f"sqlite:///{tmp_path}/s.db"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"--sampler {sampler}" in err and "search[samplers]" in err

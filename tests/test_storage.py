@@ -4,6 +4,7 @@ import datetime
 import os
 import socket
 import sqlite3
+import sys
 
 import optuna
 import pytest
@@ -86,3 +87,10 @@ def test_a_trial_whose_heartbeat_stopped_is_failed_with_the_reason(tmp_path):
     first, second = study.get_trials()
     assert first.state.name == "FAIL" and "no heartbeat" in first.user_attrs["fail_reason"]
     assert second.state.name == "RUNNING"
+
+
+def test_a_missing_postgresql_driver_names_the_extra_that_installs_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "psycopg", None)  # as if search[postgres] were not installed
+    with pytest.raises(StorageError) as err:
+        open_storage("postgresql+psycopg://u@127.0.0.1:5432/x")
+    assert "driver is missing" in str(err.value) and "search[postgres]" in str(err.value)

@@ -6,14 +6,15 @@ import os
 import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import optuna
 import pytest
 
-from .test_run import completed_points
+from search.study.claims import claims_of
+
+from .test_run import completed_points, executions
 
 PG = os.environ.get("SEARCH_TEST_POSTGRES_URL")
 
@@ -72,9 +73,11 @@ def run_workers(
 
 
 def check_exactly_once(storage: str, name: str = "mnist-ofat-e1") -> list:
+    """Every point COMPLETE in one trial that ran once: one claim each, 15 in all."""
     trials = optuna.load_study(study_name=name, storage=storage).get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE"] * 15
     assert len(set(completed_points(trials))) == 15
+    assert [len(claims_of(t)) for t in trials] == [1] * 15
     return trials
 
 
@@ -86,7 +89,7 @@ def test_four_workers_on_sqlite_complete_each_ofat_point_once(ofat_data, tmp_pat
     assert done.returncode == 0, done.stderr
     assert "locked" not in done.stderr
     trials = check_exactly_once(storage, name)
-    owners = {t.user_attrs["worker"]["pid"] for t in trials}
+    owners = {claims_of(t)[0]["pid"] for t in trials}
     assert len(owners) >= 2  # the work really was shared
 
 
@@ -109,6 +112,9 @@ def test_a_late_worker_only_takes_unclaimed_points(tiny_root, tmp_path):
         if t.state.name == "COMPLETE"
     }
     assert len(before) == 6
+    # The study's budget is 6 trials; lifting it (here without running any) lets workers on.
+    lift = run_workers(tiny_root, storage, 1, "--create-only")
+    assert lift.returncode == 0 and "9 trials to run" in lift.stdout, lift.stderr
     late = subprocess.run(
         [
             sys.executable,
@@ -130,9 +136,13 @@ def test_a_late_worker_only_takes_unclaimed_points(tiny_root, tmp_path):
     assert "worker ran 9 trials" in late.stdout
     trials = check_exactly_once(storage)
     assert all(trials[n].datetime_complete == when for n, when in before.items())
+    late_pids = {claims_of(t)[0]["pid"] for t in trials if t.number not in before}
+    assert len(late_pids) == 1 and late_pids.isdisjoint(
+        claims_of(trials[n])[0]["pid"] for n in before
+    )
 
 
-def start_two_workers(root: Path, storage: str) -> subprocess.Popen:
+def start_two_workers(root: Path, storage: str, env: dict | None = None) -> subprocess.Popen:
     argv = [
         "--data-dir",
         str(root),
@@ -153,52 +163,71 @@ def start_two_workers(root: Path, storage: str) -> subprocess.Popen:
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,
+        env=env,
     )
 
 
-def wait_mid_study(storage: str, name: str = "mnist-ofat-e3") -> optuna.trial.FrozenTrial:
-    """Wait until two trials are done and one (with an owner) runs; return the running one."""
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        time.sleep(0.2)
-        try:
-            trials = optuna.load_study(study_name=name, storage=storage).get_trials()
-        except KeyError:
-            continue
-        running = [t for t in trials if t.state.name == "RUNNING" and "worker" in t.user_attrs]
-        if running and sum(t.state.name == "COMPLETE" for t in trials) >= 2:
-            return running[0]
-    pytest.fail("the study never reached a point with a trial running")
+def trials_of(storage: str, name: str = "mnist-ofat-e3") -> list[optuna.trial.FrozenTrial]:
+    return optuna.load_study(study_name=name, storage=storage).get_trials()
 
 
 @pytest.mark.slow
-def test_a_killed_worker_leaves_no_trial_running_and_its_point_is_rerun(big_root, tmp_path):
+def test_a_killed_worker_leaves_no_trial_running_and_its_point_is_rerun(
+    tiny_root, tmp_path, pause
+):
     storage = f"sqlite:///{tmp_path}/s.db"
-    parent = start_two_workers(big_root, storage)
-    victim = wait_mid_study(storage)
-    os.kill(victim.user_attrs["worker"]["pid"], signal.SIGKILL)
+    mid_trial = pause(after_epochs=6)  # a worker with two trials done, in its third
+    parent = start_two_workers(tiny_root, storage, env=mid_trial.env)
+    victim = mid_trial.wait(parent)
+    assert victim != parent.pid
+    os.kill(victim, signal.SIGKILL)
     out, err = parent.communicate(timeout=600)
     assert parent.returncode == 0, err
-    trials = optuna.load_study(study_name="mnist-ofat-e3", storage=storage).get_trials()
-    killed = trials[victim.number]
-    assert killed.state.name == "FAIL" and "interrupted" in killed.user_attrs["fail_reason"]
+    trials = trials_of(storage)
+    (killed,) = [t for t in trials if t.state.name == "FAIL"]
+    assert [c["pid"] for c in claims_of(killed)] == [victim]
+    assert "interrupted" in killed.user_attrs["fail_reason"]
+    assert sum(claims_of(t)[0]["pid"] == victim for t in trials) == 3  # 2 done, 1 killed
     assert len(set(completed_points(trials))) == len(completed_points(trials)) == 15
+    assert executions(trials) == 16
     assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
 
 
 @pytest.mark.slow
-def test_ctrl_c_stops_every_worker_and_the_next_run_reruns_their_trials(big_root, tmp_path):
+def test_ctrl_c_stops_every_worker_and_the_next_run_reruns_their_trials(
+    tiny_root, tmp_path, pause
+):
     storage = f"sqlite:///{tmp_path}/s.db"
-    parent = start_two_workers(big_root, storage)
-    wait_mid_study(storage)
+    mid_trial = pause(after_epochs=6)
+    parent = start_two_workers(tiny_root, storage, env=mid_trial.env)
+    paused = mid_trial.wait(parent)
     os.killpg(parent.pid, signal.SIGINT)
     out, err = parent.communicate(timeout=120)
     assert parent.returncode == 130, err
-    trials = optuna.load_study(study_name="mnist-ofat-e3", storage=storage).get_trials()
+    trials = trials_of(storage)
     assert "RUNNING" not in [t.state.name for t in trials]
-    assert [t for t in trials if t.user_attrs.get("fail_reason") == "interrupted"]
-    rerun = start_two_workers(big_root, storage)
+    interrupted = [t for t in trials if t.user_attrs.get("fail_reason") == "interrupted"]
+    assert paused in [claims_of(t)[0]["pid"] for t in interrupted]
+    rerun = start_two_workers(tiny_root, storage)
     out, err = rerun.communicate(timeout=600)
     assert rerun.returncode == 0, err
-    trials = optuna.load_study(study_name="mnist-ofat-e3", storage=storage).get_trials()
+    trials = trials_of(storage)
     assert len(completed_points(trials)) == len(set(completed_points(trials))) == 15
+    assert executions(trials) == len(trials)  # each trial ran once; failed ones were rerun
+
+
+def test_a_worker_joining_from_elsewhere_stops_at_the_studys_budget(tiny_root, tmp_path, capsys):
+    from search import worker
+    from search.run import main as run_main
+
+    storage = f"sqlite:///{tmp_path}/s.db"
+    data = ["--data-dir", str(tiny_root), "--val-size", "200", "--storage", storage, "--quiet"]
+    sampler = ["--sampler", "random", "--n-trials", "2", "--max-epochs", "1", "--create-only"]
+    assert run_main([*data, *sampler]) == 0
+    name = ["--study-name", "mnist-default-random-e1"]
+    assert worker.main([*data[:2], "--storage", storage, *name, "--quiet"]) == 0
+    assert "worker ran 2 trials" in capsys.readouterr().out
+    trials = optuna.load_study(study_name=name[1], storage=storage).get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * 2
+    assert worker.main([*data[:2], "--storage", storage, *name, "--quiet"]) == 0
+    assert "worker ran 0 trials" in capsys.readouterr().out

@@ -27,7 +27,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from search.study.identity import worker_identity
-from search.study.locks import study_lock
+from search.study.locks import claim_lock, study_lock
 from search.study.queries import rdb
 from search.study.space import Space, point_key
 
@@ -142,15 +142,16 @@ def claim_waiting(study: optuna.Study) -> optuna.Trial | None:
 
 def _claim(study: optuna.Study) -> optuna.Trial | None:
     storage = study._storage
-    # get_trials (not a bare query) also tells Optuna's trial cache about the trial claimed.
-    for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
-        try:
-            if not storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
-                continue  # another worker won it
-        except UpdateFinishedTrialError:
-            continue
-        _record_claim(study, t._trial_id)
-        return optuna.Trial(study, t._trial_id)
+    with claim_lock(rdb(study), study.study_name):
+        # get_trials (not a bare query) also tells Optuna's trial cache about the claim.
+        for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            try:
+                if not storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
+                    continue  # another worker won it
+            except UpdateFinishedTrialError:
+                continue
+            _record_claim(study, t._trial_id)
+            return optuna.Trial(study, t._trial_id)
     return None
 
 

@@ -2,7 +2,8 @@
 
 SQLite lives on this machine, so its lock is a file beside the database (``filelock``: the same
 on Linux, macOS and Windows). PostgreSQL and MySQL hold a lock named after the study on a
-connection of its own, released when the block ends.
+connection of its own, released when the block ends. ``claim_lock`` serialises claims where
+the database itself does not.
 """
 
 from __future__ import annotations
@@ -46,3 +47,15 @@ def study_lock(storage: RDBStorage, study_name: str) -> Iterator[None]:
         finally:
             if unlock:
                 con.exec_driver_sql(unlock)
+
+
+def claim_lock(storage: RDBStorage, study_name: str) -> contextlib.AbstractContextManager:
+    """What a claim holds while it turns a WAITING trial into its own RUNNING one.
+
+    On SQLite the study's lock: Optuna's ``SELECT ... FOR UPDATE`` is a no-op there and
+    pysqlite opens no transaction for the read, so two processes could both see a trial
+    WAITING and both take it. PostgreSQL and MySQL lock the trial's row: nothing more needed.
+    """
+    if sqlalchemy.engine.make_url(storage.url).get_backend_name() == "sqlite":
+        return study_lock(storage, study_name)
+    return contextlib.nullcontext()

@@ -89,7 +89,14 @@ def open_storage(url: str, must_exist: bool = False) -> RDBStorage:
                 grace_period=GRACE_S,
             )
     except ImportError as e:
-        raise StorageError(f"--storage {shown}: the database driver is missing ({e})") from None
+        hint = (
+            " (pip install 'search[postgres]')"
+            if parsed.get_backend_name() == "postgresql"
+            else ""
+        )
+        raise StorageError(
+            f"--storage {shown}: the database driver is missing ({e}){hint}"
+        ) from None
     except Exception as e:  # noqa: BLE001 - sqlalchemy and Optuna raise many kinds here
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise StorageError(f"--storage {shown}: cannot open the database: {first}") from None

@@ -66,7 +66,13 @@ class WorkerSpec:
     def data(self) -> DataConfig:
         s = self.settings
         data_dir = self.host.data_dir or default_data_dir()
-        return DataConfig(s.dataset, data_dir, s.val_size, s.train_limit, s.seed)
+        return DataConfig(
+            dataset=s.dataset,
+            data_dir=data_dir,
+            val_size=s.val_size,
+            train_limit=s.train_limit,
+            seed=s.seed,
+        )
 
     @property
     def objective(self) -> ObjectiveConfig:

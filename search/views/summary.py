@@ -81,3 +81,12 @@ def format_table(
     lines.append("  ".join("-" * w for w in widths))
     lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths, strict=True)) for b in body]
     return "\n".join(line.rstrip() for line in lines)
+
+
+def study_summary(study: optuna.Study, space: Space, objectives: tuple[str, ...]) -> str:
+    """The table a run ends with: a grid's points, a sampler's best, or a Pareto front."""
+    label = "differs from baseline" if space.is_grid else "parameters"
+    if len(objectives) > 1:
+        table = format_table(pareto_rows(study, space), label, extra=objectives[1])
+        return f"Pareto front ({', '.join(objectives)}):\n{table}"
+    return format_table(summary_rows(study, space), label)

@@ -1,0 +1,90 @@
+"""A trial that signals from inside its epoch, so that a test can act at a known moment.
+
+A subprocess started with ``Pause.env`` loads the ``sitecustomize`` module written here, which
+wraps the engine's ``train_one_epoch``: the first process (of all that share the pause) to
+start epoch ``after + 1`` of its life connects to the test, sends its pid and waits there,
+inside its trial, until the test resumes it, interrupts it or kills it. The others carry on.
+The test blocks on that connection (an event), never on a sleep.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import pytest
+
+HOOK = """
+import os
+import socket
+
+_host, _port, _after, _marker = os.environ["SEARCH_TEST_PAUSE"].split("|")
+import search.engine.train as _train
+
+_inner, _epochs = _train.train_one_epoch, [0]
+
+
+def _train_one_epoch(*args, **kwargs):
+    _epochs[0] += 1
+    if _epochs[0] == int(_after) + 1:
+        try:
+            os.close(os.open(_marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+        except FileExistsError:  # another process holds the pause
+            return _inner(*args, **kwargs)
+        with socket.create_connection((_host, int(_port))) as conn:
+            conn.sendall(f"{os.getpid()}\\n".encode())
+            try:
+                conn.recv(1)  # until the test resumes, or closes the connection
+            except OSError:
+                pass
+    return _inner(*args, **kwargs)
+
+
+_train.train_one_epoch = _train_one_epoch
+"""
+WAIT_S = 300  # a paused process arrives within seconds; this only bounds a broken test
+
+
+class Pause:
+    """``env`` for the subprocesses; ``wait`` for one to pause; ``resume`` it, or ``close``."""
+
+    def __init__(self, folder: Path, after_epochs: int) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "sitecustomize.py").write_text(HOOK)
+        self.server = socket.create_server(("127.0.0.1", 0))  # the system picks the port
+        port = self.server.getsockname()[1]
+        paths = [str(folder), *filter(None, [os.environ.get("PYTHONPATH")])]
+        self.env = {
+            **os.environ,
+            "PYTHONPATH": os.pathsep.join(paths),
+            "SEARCH_TEST_PAUSE": f"127.0.0.1|{port}|{after_epochs}|{folder / 'paused'}",
+        }
+        self.conn: socket.socket | None = None
+
+    def wait(self, proc: subprocess.Popen) -> int:
+        """Block until a process pauses inside its epoch; return its pid. Fails the test if
+        ``proc`` ends first."""
+        self.server.settimeout(1.0)  # to notice a run that ended without pausing
+        for _ in range(WAIT_S):
+            try:
+                self.conn, _ = self.server.accept()
+                break
+            except TimeoutError:
+                if proc.poll() is not None:
+                    out, err = proc.communicate()
+                    pytest.fail(f"the run ended (code {proc.returncode}) before pausing: {err}")
+        else:
+            pytest.fail(f"no process paused within {WAIT_S} s")
+        self.conn.settimeout(WAIT_S)
+        return int(self.conn.makefile().readline())
+
+    def resume(self) -> None:
+        assert self.conn is not None
+        self.conn.sendall(b"g")
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+        self.server.close()

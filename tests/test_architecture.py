@@ -1,0 +1,117 @@
+"""The layout is the architecture: imports only go down, nothing cycles, views need no torch."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import grimp
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+LINT = str(Path(sys.executable).parent / "lint-imports")
+MAX_LINES = 250  # a module one can read in one sitting
+
+
+def lint_imports(cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [LINT, "--no-cache"],
+        cwd=cwd,
+        env={"PYTHONPATH": str(cwd), "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_the_import_contracts_in_pyproject_hold():
+    done = lint_imports(ROOT)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "3 kept, 0 broken" in done.stdout
+
+
+@pytest.mark.parametrize(
+    ("module", "line", "contract"),
+    [
+        ("engine/model.py", "import optuna", "The engine is pure PyTorch"),
+        ("engine/train.py", "from search.study import space", "Imports go down"),
+        ("study/claims.py", "from search.views import summary", "Imports go down"),
+        ("views/summary.py", "import torch", "import no torch"),
+    ],
+)
+def test_a_wrong_import_breaks_its_contract(module, line, contract, tmp_path):
+    shutil.copytree(ROOT / "search", tmp_path / "search")
+    shutil.copy(ROOT / "pyproject.toml", tmp_path)
+    target = tmp_path / "search" / module
+    target.write_text(target.read_text() + f"\n{line}\n")
+    done = lint_imports(tmp_path)
+    assert done.returncode == 1, done.stdout
+    broken = [s for s in done.stdout.splitlines() if s.endswith("BROKEN")]
+    assert len(broken) == 1 and contract in broken[0], done.stdout
+
+
+def find_cycle(graph: grimp.ImportGraph) -> list[str] | None:
+    """A chain of modules that imports its own start, or None."""
+    state: dict[str, str] = {}
+
+    def visit(module: str, path: list[str]) -> list[str] | None:
+        state[module] = "open"
+        for imported in sorted(graph.find_modules_directly_imported_by(module)):
+            if state.get(imported) == "open":
+                return [*path[path.index(imported) :], imported]
+            if imported not in state and (found := visit(imported, [*path, imported])):
+                return found
+        state[module] = "done"
+        return None
+
+    for module in sorted(graph.modules):
+        if module not in state and (found := visit(module, [module])):
+            return found
+    return None
+
+
+def test_no_module_imports_itself_through_a_cycle_not_even_for_type_checking():
+    graph = grimp.build_graph("search", exclude_type_checking_imports=False)
+    assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
+
+
+def test_the_cycle_finder_finds_a_cycle():
+    graph = grimp.ImportGraph()
+    for module in ("a", "b", "c"):
+        graph.add_module(module)
+    graph.add_import(importer="a", imported="b")
+    graph.add_import(importer="b", imported="c")
+    assert find_cycle(graph) is None
+    graph.add_import(importer="c", imported="b")
+    assert find_cycle(graph) == ["b", "c", "b"]
+
+
+def test_every_module_fits_one_sitting():
+    long = {
+        str(p.relative_to(ROOT)): n
+        for p in (ROOT / "search").rglob("*.py")
+        if (n := len(p.read_text().splitlines())) > MAX_LINES
+    }
+    assert not long, f"over {MAX_LINES} lines: {long}"
+
+
+@pytest.mark.parametrize("module", ["report", "dashboard", "best"])
+def test_commands_that_read_a_study_start_without_torch(module):
+    probe = (
+        "import runpy, sys\n"
+        f"sys.argv = ['search.{module}', '--help']\n"
+        "try:\n"
+        f"    runpy.run_module('search.{module}', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "loaded = sorted(m for m in ('torch', 'torchvision', 'numba') if m in sys.modules)\n"
+        "print('heavy:', ','.join(loaded) or 'none', file=sys.stderr)\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"python -m search.{module}" in done.stdout  # the help really was printed
+    assert done.stderr.strip().splitlines()[-1] == "heavy: none"
