@@ -7,6 +7,7 @@ import csv
 import json
 import os
 import re
+import select
 import shutil
 import subprocess
 import sys
@@ -154,9 +155,11 @@ def serving(db: Path) -> Iterator[str]:
     cmd = [sys.executable, "-m", "search.dashboard", "--storage", f"sqlite:///{db}", "--port", "0"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
-        first = proc.stdout.readline()  # printed once the socket is bound: an event, no polling
+        # The address is printed once the socket is bound: an event, no polling.
+        ready, _, _ = select.select([proc.stdout], [], [], 120)
+        first = proc.stdout.readline() if ready else "(nothing printed in 120 s)"
         found = re.search(r"http://127\.0\.0\.1:(\d+)/", first)
-        assert found and found.group(1) != "0", first + proc.stderr.read()
+        assert found and found.group(1) != "0", first
         yield found.group(0).rstrip("/")
     finally:
         proc.terminate()
