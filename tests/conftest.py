@@ -78,12 +78,6 @@ def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.setattr(cls, "mirrors", ["http://127.0.0.1:9/"], raising=False)
 
 
-@pytest.fixture(scope="session")
-def big_root(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Enough synthetic data (4,000 images) that a trial lasts long enough to interrupt."""
-    return make_dataset(tmp_path_factory.mktemp("bigdata"), n_train=4000, n_test=500)
-
-
 @pytest.fixture
 def pause(tmp_path: Path):
     """``pause(after_epochs)``: a Pause (tests/pausing.py) closed when the test ends."""

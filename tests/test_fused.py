@@ -23,7 +23,7 @@ def _pair(activation: str, loss: str, l1: float, backend: str, batch: int = 16):
     return step, fused_opt, ref, ref_opt
 
 
-# "compiled": the CPU's kernels (search.kernels); "torch": tensor operations, as on a GPU.
+# "compiled": the CPU's kernels (search.engine.kernels); "torch": tensor operations, as on a GPU.
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("l1", [0.0, 1e-3])
 @pytest.mark.parametrize("loss", LOSSES)

@@ -70,7 +70,7 @@ def test_claimants_starting_together_on_sqlite_never_take_one_point_twice(tmp_pa
     url = f"sqlite:///{tmp_path}/race.db"
     study = optuna.create_study(storage=open_storage(url), direction="maximize")
     space = design("full").as_grid("test")
-    claims.enqueue_missing(study, space, max_retries=0, window=120)
+    claims.enqueue_missing(study, space, max_retries=0, window=60)
     ctx = multiprocessing.get_context("spawn")
     with ctx.Manager() as manager, ctx.Pool(4) as pool:
         start = manager.Event()
@@ -78,6 +78,6 @@ def test_claimants_starting_together_on_sqlite_never_take_one_point_twice(tmp_pa
         start.set()  # all four claim at the same moment: what --workers N does at its start
         ran = [r.get(timeout=300) for r in runs]
     trials = study.get_trials()
-    assert sum(ran) == len(trials) == 120
-    assert [len(claims.claims_of(t)) for t in trials] == [1] * 120
+    assert sum(ran) == len(trials) == 60
+    assert [len(claims.claims_of(t)) for t in trials] == [1] * 60
     assert {t.state for t in trials} == {TrialState.COMPLETE}

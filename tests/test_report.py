@@ -227,13 +227,13 @@ def test_dashboard_pages_show_the_study_in_a_real_browser(dashboard, tmp_path):
 @pytest.mark.slow
 def test_a_report_and_the_dashboard_read_while_two_workers_write(tiny_root, tmp_path, pause):
     db = tmp_path / "live.db"
-    mid_study = pause(after_epochs=3)  # a worker with its first trial done, in its second
+    mid_study = pause(after_epochs=1)  # a worker with its first trial done, in its second
     search = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "search.run",
-            *args(tiny_root, db, "--max-epochs", "3", "--workers", "2"),
+            *args(tiny_root, db, "--max-epochs", "1", "--workers", "2"),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -248,7 +248,7 @@ def test_a_report_and_the_dashboard_read_while_two_workers_write(tiny_root, tmp_
             assert {"RUNNING", "COMPLETE"} <= states, states
         out = tmp_path / "rep"
         code = report.main(
-            ["--study-name", "mnist-ofat-e3", "--storage", f"sqlite:///{db}", "--out", str(out)]
+            ["--study-name", "mnist-ofat-e1", "--storage", f"sqlite:///{db}", "--out", str(out)]
         )
         assert code == 0
         running = [r for r in csv.DictReader(open(out / "summary.csv")) if r["state"] == "RUNNING"]
@@ -257,7 +257,7 @@ def test_a_report_and_the_dashboard_read_while_two_workers_write(tiny_root, tmp_
         _, err = search.communicate(timeout=600)
     assert search.returncode == 0, err
     assert "locked" not in err
-    states = [t.state.name for t in load_trials_of(db, "mnist-ofat-e3")]
+    states = [t.state.name for t in load_trials_of(db, "mnist-ofat-e1")]
     assert states == ["COMPLETE"] * 15
 
 

@@ -134,7 +134,7 @@ def test_missing_data_exits_1_with_one_line(tmp_path, capsys):
 
 
 def _start(root: Path, db: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "search.run", *args(root, db, "--max-epochs", "3", *extra)]
+    cmd = [sys.executable, "-m", "search.run", *args(root, db, "--max-epochs", "2", *extra)]
     return subprocess.Popen(
         cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
     )
@@ -143,22 +143,22 @@ def _start(root: Path, db: Path, *extra: str, env: dict | None = None) -> subpro
 @pytest.mark.slow
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL], ids=["SIGINT", "SIGKILL"])
 def test_an_interrupted_run_resumes_with_every_point_completed_once(
-    big_root, tmp_path, sig, pause
+    tiny_root, tmp_path, sig, pause
 ):
     db = tmp_path / "s.db"
-    mid_trial = pause(after_epochs=9)  # three 3-epoch trials done, the fourth in its 1st epoch
-    proc = _start(big_root, db, env=mid_trial.env)
+    mid_trial = pause(after_epochs=6)  # three 2-epoch trials done, the fourth in its 1st epoch
+    proc = _start(tiny_root, db, env=mid_trial.env)
     assert mid_trial.wait(proc) == proc.pid
     proc.send_signal(sig)
     proc.communicate(timeout=120)
     assert proc.returncode == (130 if sig == signal.SIGINT else -signal.SIGKILL)
-    before = {t.number: t for t in load_trials(db, "mnist-ofat-e3") if t.state.name == "COMPLETE"}
+    before = {t.number: t for t in load_trials(db, "mnist-ofat-e2") if t.state.name == "COMPLETE"}
     assert sorted(before) == [0, 1, 2]
 
-    rerun = _start(big_root, db)
+    rerun = _start(tiny_root, db)
     out, err = rerun.communicate(timeout=300)
     assert rerun.returncode == 0, err
-    after = load_trials(db, "mnist-ofat-e3")
+    after = load_trials(db, "mnist-ofat-e2")
     unfinished = [(t.number, t.state.name) for t in after if t.state.name != "COMPLETE"]
     assert len(completed_points(after)) == len(set(completed_points(after))) == 15, unfinished
     for number, t in before.items():  # nothing completed was rerun or changed

@@ -12,6 +12,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from search.run import main as run_main
 from search.study.claims import claims_of
 
 from .test_run import completed_points, executions
@@ -102,7 +103,7 @@ def test_four_workers_on_postgresql_complete_each_ofat_point_once(ofat_data, pg_
 
 
 @pytest.mark.slow
-def test_a_late_worker_only_takes_unclaimed_points(tiny_root, tmp_path):
+def test_a_late_worker_only_takes_unclaimed_points(tiny_root, tmp_path, capsys):
     storage = f"sqlite:///{tmp_path}/s.db"
     first = run_workers(tiny_root, storage, 1, "--n-trials", "6")
     assert first.returncode == 0, first.stderr
@@ -113,8 +114,9 @@ def test_a_late_worker_only_takes_unclaimed_points(tiny_root, tmp_path):
     }
     assert len(before) == 6
     # The study's budget is 6 trials; lifting it (here without running any) lets workers on.
-    lift = run_workers(tiny_root, storage, 1, "--create-only")
-    assert lift.returncode == 0 and "9 trials to run" in lift.stdout, lift.stderr
+    lift = ["--data-dir", str(tiny_root), "--val-size", "200", "--storage", storage]
+    assert run_main([*lift, "--max-epochs", "1", "--create-only"]) == 0
+    assert "9 trials to run" in capsys.readouterr().out
     late = subprocess.run(
         [
             sys.executable,
@@ -152,7 +154,7 @@ def start_two_workers(root: Path, storage: str, env: dict | None = None) -> subp
         "200",
         "--quiet",
         "--max-epochs",
-        "3",
+        "2",
         "--workers",
         "2",
     ]
@@ -167,7 +169,7 @@ def start_two_workers(root: Path, storage: str, env: dict | None = None) -> subp
     )
 
 
-def trials_of(storage: str, name: str = "mnist-ofat-e3") -> list[optuna.trial.FrozenTrial]:
+def trials_of(storage: str, name: str = "mnist-ofat-e2") -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=name, storage=storage).get_trials()
 
 
@@ -176,7 +178,7 @@ def test_a_killed_worker_leaves_no_trial_running_and_its_point_is_rerun(
     tiny_root, tmp_path, pause
 ):
     storage = f"sqlite:///{tmp_path}/s.db"
-    mid_trial = pause(after_epochs=6)  # a worker with two trials done, in its third
+    mid_trial = pause(after_epochs=4)  # a worker with two trials done, in its third
     parent = start_two_workers(tiny_root, storage, env=mid_trial.env)
     victim = mid_trial.wait(parent)
     assert victim != parent.pid
@@ -198,7 +200,7 @@ def test_ctrl_c_stops_every_worker_and_the_next_run_reruns_their_trials(
     tiny_root, tmp_path, pause
 ):
     storage = f"sqlite:///{tmp_path}/s.db"
-    mid_trial = pause(after_epochs=6)
+    mid_trial = pause(after_epochs=4)
     parent = start_two_workers(tiny_root, storage, env=mid_trial.env)
     paused = mid_trial.wait(parent)
     os.killpg(parent.pid, signal.SIGINT)
@@ -218,7 +220,6 @@ def test_ctrl_c_stops_every_worker_and_the_next_run_reruns_their_trials(
 
 def test_a_worker_joining_from_elsewhere_stops_at_the_studys_budget(tiny_root, tmp_path, capsys):
     from search import worker
-    from search.run import main as run_main
 
     storage = f"sqlite:///{tmp_path}/s.db"
     data = ["--data-dir", str(tiny_root), "--val-size", "200", "--storage", storage, "--quiet"]
