@@ -17,6 +17,7 @@ from search.engine.config import ModelConfig
 from search.engine.fused import FusedMLPStep
 from search.engine.model import build_mlp
 from search.engine.optim import FlatOptimizer
+from search.engine.schedules import Schedule
 from search.engine.train import train_one_epoch
 
 BATCH, N = 32, 32 * 10 + 7  # ten full batches and a partial one
@@ -49,9 +50,11 @@ def fake_graph_api(monkeypatch, graphed: list) -> None:
             raise RuntimeError(FakeGraph.fail_with)
         step = graphed[0]
         opt = step.fused.opt
-        saved = [t.clone() for t in (opt.flat, opt.grad, *opt.state, opt.step_t)]
+        schedule = (opt.rate_index, opt.lr_t) if opt.rates is not None else ()
+        state = (opt.flat, opt.grad, *opt.state, opt.step_t, *schedule)
+        saved = [t.clone() for t in state]
         yield
-        for t, s in zip((opt.flat, opt.grad, *opt.state, opt.step_t), saved, strict=True):
+        for t, s in zip(state, saved, strict=True):
             t.copy_(s)  # capturing runs nothing
         step.static_loss = step.static_loss.clone()
         graph.step = step
@@ -64,10 +67,11 @@ def fake_graph_api(monkeypatch, graphed: list) -> None:
     monkeypatch.setattr(torch.cuda, "synchronize", lambda: None)
 
 
-def _train(step_factory, epochs: int = 2):
+def _train(step_factory, epochs: int = 2, rates: list[float] | None = None):
     torch.manual_seed(0)
     model = build_mlp(ModelConfig(hidden=(16,)))
-    opt = FlatOptimizer(list(model.parameters()), "adam", 1e-3)
+    backend = None if rates is None else "torch"  # a schedule on the GPU's path
+    opt = FlatOptimizer(list(model.parameters()), "adam", 1e-3, backend=backend, rates=rates)
     fused = FusedMLPStep(model, opt, "relu", "nll", 0.0, 0.0, BATCH)
     buffers = (torch.empty(BATCH, 784), torch.empty(BATCH, dtype=torch.int64))
     step = step_factory(fused, buffers)
@@ -101,3 +105,22 @@ def test_a_graphed_step_trains_exactly_as_the_eager_step_and_falls_back_on_failu
         assert step.captured and step.fallback_reason is None
         assert step.eager_calls == graphs.WARMUP_STEPS
         assert step.replays == 2 * 10 - graphs.WARMUP_STEPS  # partial batches run eagerly
+
+
+def test_a_graphed_step_follows_a_schedule_as_the_eager_step_does(monkeypatch):
+    graphed: list = []
+    fake_graph_api(monkeypatch, graphed)
+    rates = Schedule("cosine", warmup_epochs=1).rates(1e-2, 11, 2)
+
+    def make(fused, buffers):
+        graphed.append(graphs.GraphedStep(fused, buffers))
+        return graphed[0]
+
+    step, opt, losses = _train(make, rates=rates)
+    _, eager_opt, eager_losses = _train(lambda fused, buffers: fused.step, rates=rates)
+    _, constant_opt, _ = _train(lambda fused, buffers: fused.step)
+    assert step.captured and step.replays > 0
+    torch.testing.assert_close(losses, eager_losses)
+    torch.testing.assert_close(opt.flat, eager_opt.flat)
+    assert int(opt.rate_index) == int(eager_opt.rate_index) == len(rates) - 1
+    assert not torch.allclose(opt.flat, constant_opt.flat)  # the schedule did move the rate

@@ -80,6 +80,7 @@ def test_the_study_records_the_command_that_made_it(tiny_root, tmp_path):
     assert study.user_attrs["command"] == "python -m search.run " + shlex.join(argv)
     assert shlex.split(study.user_attrs["command"])[3:] == argv
     assert {"torch", "optuna", "python"} <= set(study.user_attrs["versions"])
+    assert study.metric_names == ["val_accuracy"]  # what the dashboard shows for the objective
 
 
 def test_a_recorded_command_hides_the_database_password():

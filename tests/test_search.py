@@ -181,6 +181,10 @@ def test_a_pruned_trial_keeps_its_partial_history(tiny_root, tmp_path):
         ('[params]\nactivation = ["relu", "swish"]\n', "params.activation: 'swish' is not one"),
         ("[params]\nunits = { low = 0, high = 4, log = true }\n", "params.units.low"),
         ("[params\n", "not valid TOML"),
+        ('[params]\nschedule = "linear"\n', "params.schedule: 'linear' is not one of constant"),
+        ("[params]\ngamma = 1.5\n", "params.gamma: 1.5 is out of range for gamma"),
+        ("[params]\nlabel_smoothing = 1.0\n", "params.label_smoothing: 1.0 is out of range"),
+        ("[params]\ninput_dropout = [0.1, 1.0]\n", "params.input_dropout: 1.0 is out of range"),
     ],
 )
 def test_a_bad_space_file_is_one_line_naming_the_key(body, message, tmp_path, capsys):
@@ -302,3 +306,25 @@ def test_a_sampler_whose_package_is_missing_names_the_extra(
     assert main(["--sampler", sampler, "--storage", f"sqlite:///{tmp_path}/s.db"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and f"--sampler {sampler}" in err and "search[samplers]" in err
+
+
+def test_a_warm_up_longer_than_the_trial_stops_the_run_with_one_line(tiny_root, tmp_path, capsys):
+    space = tmp_path / "warm.toml"
+    space.write_text('[params]\nschedule = "cosine"\nwarmup_epochs = 5\nepochs = 2\n')
+    db = tmp_path / "s.db"
+    assert main(args(tiny_root, db, "--sampler", "grid", "--space", str(space))) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "warmup_epochs: 5.0 is not shorter than the run's 2" in err
+
+
+def test_a_cosine_schedule_runs_from_a_space_file(tiny_root, tmp_path):
+    space = tmp_path / "cos.toml"
+    space.write_text('[params]\nschedule = "cosine"\nwarmup_epochs = 1\nepochs = 2\n')
+    db = tmp_path / "s.db"
+    run_ok(tiny_root, db, "--sampler", "grid", "--space", str(space))
+    (trial,) = complete(study_of(db, "mnist-cos"))
+    assert trial.user_attrs["config"]["train"]["schedule"] == {
+        "kind": "cosine",
+        "gamma": 0.7,
+        "warmup_epochs": 1.0,
+    }

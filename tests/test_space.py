@@ -3,6 +3,7 @@ from __future__ import annotations
 import optuna
 import pytest
 
+from search.engine.schedules import Schedule
 from search.errors import UsageError
 from search.study.space import design, point_key
 from search.study.vocabulary import BASELINE, to_configs
@@ -42,6 +43,17 @@ def test_an_enqueued_point_comes_back_from_suggest():
         ({"layers": 5}, "model.hidden", (256, 128, 128, 64, 64)),
         ({"layers": 2, "units": 32}, "model.hidden", (32, 32)),
         ({"epochs": 25}, "train.epochs", 3),  # capped by max_epochs=3
+        ({"dropout": 0.3, "weight_decay": 1e-4, "l1": 1e-6}, "train.weight_decay", 1e-4),
+        ({"dropout": 0.3, "weight_decay": 1e-4, "l1": 1e-6}, "train.l1", 1e-6),
+        ({"dropout": 0.3, "weight_decay": 1e-4, "l1": 1e-6}, "model.dropout", 0.3),
+        ({"regularization": "l2", "dropout": 0.1}, "model.dropout", 0.1),
+        ({"regularization": "l2", "dropout": 0.1}, "train.weight_decay", 0.01),
+        ({"regularization": "l2", "weight_decay": 1e-3}, "train.weight_decay", 1e-3),
+        ({"schedule": "cosine", "warmup_epochs": 1}, "train.schedule", Schedule("cosine", 0.7, 1)),
+        ({"schedule": "step", "gamma": 0.5}, "train.schedule", Schedule("step", gamma=0.5)),
+        ({}, "train.schedule", Schedule("constant")),
+        ({"input_dropout": 0.2}, "model.input_dropout", 0.2),
+        ({"label_smoothing": 0.1}, "train.label_smoothing", 0.1),
     ],
 )
 def test_points_map_to_the_trainer_configuration(change, field, expected):

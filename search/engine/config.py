@@ -4,8 +4,9 @@ the engine supports. Plain dataclasses, no torch, so that spaces and views can u
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from search.engine.schedules import Schedule
 from search.errors import UsageError
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "leaky_relu")  # built by search.engine.model
@@ -18,6 +19,7 @@ class ModelConfig:
     hidden: tuple[int, ...] = (128,)
     activation: str = "relu"
     dropout: float = 0.0  # drop probability after every hidden activation
+    input_dropout: float = 0.0  # drop probability of each input pixel
     n_inputs: int = 784
     n_classes: int = 10
 
@@ -28,17 +30,20 @@ class ModelConfig:
             )
         if not self.hidden or any(int(h) < 1 for h in self.hidden):
             raise UsageError(f"hidden: expected positive layer sizes, got {self.hidden!r}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise UsageError(f"dropout: expected a rate in [0, 1), got {self.dropout}")
+        for name in ("dropout", "input_dropout"):
+            if not 0.0 <= getattr(self, name) < 1.0:
+                raise UsageError(f"{name}: expected a rate in [0, 1), got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     optimizer: str = "adadelta"
     lr: float = 1.0
+    schedule: Schedule = field(default_factory=Schedule)  # how the rate moves (constant)
     batch_size: int = 64
     epochs: int = 14
     loss: str = "nll"
+    label_smoothing: float = 0.0  # nll and cross_entropy: targets (1 - e) one-hot + e / classes
     l1: float = 0.0  # strength of the L1 penalty on weight matrices, added to the loss
     weight_decay: float = 0.0  # L2, applied by the optimizer
     seed: int = 1  # weight initialisation, dropout and the batch order
@@ -61,3 +66,11 @@ class TrainConfig:
         for name, ok, expected in checks:
             if not ok:
                 raise ValueError(f"{name}: expected {expected}, got {getattr(self, name)!r}")
+        if not 0 <= self.label_smoothing < 1:
+            raise UsageError(
+                f"label_smoothing: expected a share in [0, 1), got {self.label_smoothing!r}"
+            )
+        if self.label_smoothing and self.loss not in ("nll", "cross_entropy"):
+            raise UsageError(
+                f"label_smoothing: only for the nll and cross_entropy losses, not {self.loss!r}"
+            )

@@ -39,6 +39,7 @@ class _Views:
         self.back = [b[:n] for b in step.back]
         self.back_t = [b.t() for b in self.back]
         self.minus_ones = step.minus_ones[:n]
+        self.in_mask, self.in_dropped = step.in_mask[:n], step.in_dropped[:n]
         if step.native:
             self.np_acts = [a.numpy() for a in self.acts]
             self.np_back = [b.numpy() for b in self.back]
@@ -56,6 +57,8 @@ class FusedMLPStep:
         l1: float,
         dropout: float,
         batch_size: int,
+        label_smoothing: float = 0.0,
+        input_dropout: float = 0.0,
     ) -> None:
         self.linears = [m for m in model if isinstance(m, nn.Linear)]
         self.opt, self.activation, self.loss, self.l1, self.dropout = (
@@ -78,7 +81,13 @@ class FusedMLPStep:
         self.dropped = [torch.empty(batch_size, w, device=dev) for w in widths[:-1]]
         self.masks = [torch.empty(batch_size, w, device=dev) for w in widths[:-1]]
         self.back = [torch.empty(batch_size, w, device=dev) for w in widths[:-1]]
-        self.minus_ones = torch.full((batch_size, 1), -1.0, device=dev)
+        self.input_dropout = input_dropout
+        n_in = self.linears[0].in_features if input_dropout else 0
+        self.in_mask = torch.empty(batch_size, n_in, device=dev)
+        self.in_dropped = torch.empty(batch_size, n_in, device=dev)
+        # The label's share of the smoothed target, negated (scattered onto the softmax).
+        self.smoothing = label_smoothing
+        self.minus_ones = torch.full((batch_size, 1), label_smoothing - 1.0, device=dev)
         self.model = model
         # On the CPU, the loss and each activation's backward (with its bias gradient) run as
         # compiled loops (search.engine.kernels) on numpy views of these same buffers.
@@ -93,6 +102,7 @@ class FusedMLPStep:
             self.np_grad_b = [b.numpy() for b in self.grad_b]
             self.act_code = ("relu", "leaky_relu", "sigmoid", "tanh").index(activation)
             self.slope = kernels.F32(LEAKY_SLOPE)
+            self.smoothing32 = kernels.F32(label_smoothing)
         self.views: dict[int, _Views] = {}
 
     def _activate(self, h: torch.Tensor) -> None:
@@ -122,7 +132,11 @@ class FusedMLPStep:
         logp = torch.log_softmax(z, dim=1)
         if self.loss in ("nll", "cross_entropy"):
             loss = F.nll_loss(logp, y)
+            if self.smoothing:  # torch's label smoothing: (1 - e) nll + e * mean(-log p)
+                loss = loss * (1 - self.smoothing) - logp.mean() * self.smoothing
             dz = logp.exp_().scatter_add_(1, y.unsqueeze(1), v.minus_ones)
+            if self.smoothing:
+                dz.sub_(self.smoothing / z.shape[1])
             return loss, dz.div_(n)
         # Not F.one_hot: it checks the labels' range on the host, which a CUDA graph forbids.
         target = torch.zeros_like(z).scatter_(1, y.unsqueeze(1), 1.0)
@@ -143,6 +157,9 @@ class FusedMLPStep:
         v = self.views.get(n) or self.views.setdefault(n, _Views(self, n))
         dropping = self.dropout and self.model.training
         inputs = v.dropped if dropping else v.acts  # what layers 1, 2, ... read
+        if self.input_dropout and self.model.training:  # layer 0 reads (and learns from) x_d
+            keep = 1 - self.input_dropout
+            x = torch.mul(x, v.in_mask.bernoulli_(keep).div_(keep), out=v.in_dropped)
         h_in = x
         for i in range(last):
             h = v.acts[i]
@@ -157,7 +174,7 @@ class FusedMLPStep:
         if self.native_loss:  # dz overwrites z, which the forward pass is done with
             np_z = v.np_acts[last]
             self.kernels.nll_forward_backward(
-                np_z, y.numpy(), np_z, self.np_grad_b[last], self.np_loss
+                np_z, y.numpy(), np_z, self.np_grad_b[last], self.np_loss, self.smoothing32
             )
             loss, g, g_t = self.loss_view, z, v.acts_t[last]
         else:

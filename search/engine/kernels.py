@@ -61,28 +61,36 @@ def adam(
 
 
 @_jit
-def nll_forward_backward(z, y, dz, grad_bias, loss_out):  # pragma: no cover
-    """Mean NLL of log_softmax(z) against labels y; dz = (softmax(z) - one_hot(y)) / n, and
-    its column sums (the last layer's bias gradient). Written into the given arrays."""
+def nll_forward_backward(z, y, dz, grad_bias, loss_out, smoothing):  # pragma: no cover
+    """Mean NLL of log_softmax(z) against targets (1 - smoothing) one_hot(y) + smoothing / k;
+    dz = (softmax(z) - target) / n, and its column sums (the last layer's bias gradient).
+    Written into the given arrays. With smoothing 0 the arithmetic is the plain NLL's."""
     n, k = z.shape
     inv_n = F32(1.0) / F32(n)
+    keep, spread = F32(1.0) - smoothing, smoothing / F32(k)
     total = F32(0.0)
     grad_bias[:] = F32(0.0)
     for i in range(n):
         top = z[i, 0]
+        row_sum = z[i, 0]
         for j in range(1, k):
             top = max(top, z[i, j])
+            row_sum += z[i, j]
         label_logit = z[i, y[i]]  # read before dz (which may be z itself) overwrites it
         norm = F32(0.0)
         for j in range(k):
             e = np.exp(z[i, j] - top)
             dz[i, j] = e
             norm += e
-        total -= label_logit - top - np.log(norm)
+        log_norm = np.log(norm)
+        total -= keep * (label_logit - top - log_norm) + spread * (
+            row_sum - F32(k) * (top + log_norm)
+        )
         for j in range(k):
             d = dz[i, j] / norm
             if j == y[i]:
-                d -= F32(1.0)
+                d -= keep
+            d -= spread
             d *= inv_n
             dz[i, j] = d
             grad_bias[j] += d

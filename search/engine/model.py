@@ -22,8 +22,9 @@ assert tuple(MODULES) == ACTIVATIONS  # every name a configuration accepts can b
 
 
 def build_mlp(cfg: ModelConfig) -> nn.Sequential:
-    """Linear -> activation (-> dropout) for each hidden size, then Linear to the classes."""
-    layers: list[nn.Module] = []
+    """(Input dropout ->) Linear -> activation (-> dropout) for each hidden size, then Linear
+    to the classes."""
+    layers: list[nn.Module] = [nn.Dropout(cfg.input_dropout)] if cfg.input_dropout > 0 else []
     width = cfg.n_inputs
     for size in cfg.hidden:
         layers += [nn.Linear(width, size), MODULES[cfg.activation]()]

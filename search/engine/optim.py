@@ -12,12 +12,18 @@ memory, and the weight gradient ``g.t() @ x`` is written by the faster of the tw
 layouts (about 2x on the CPU here). The arithmetic is exactly ``torch.optim``'s (Adadelta, SGD
 with momentum, Adam, AdamW with their default betas and epsilons); ``tests/test_train.py``
 checks that they agree.
+
+A learning-rate schedule comes as the rate of every step (search.engine.schedules): the
+compiled loop reads the step's entry, and the tensor-operation rules pick it on the device by
+the device-side step count, so a captured graph replays the schedule too.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
+import numpy as np
 import torch
 
 from search.engine.config import OPTIMIZERS
@@ -42,7 +48,9 @@ class FlatOptimizer:
         lr: float,
         weight_decay: float = 0.0,
         backend: str | None = None,
+        rates: Sequence[float] | None = None,
     ) -> None:
+        """``rates``: the rate of each step (a schedule); None keeps ``lr`` throughout."""
         if kind not in OPTIMIZERS:
             raise ValueError(f"optimizer: expected one of {', '.join(OPTIMIZERS)}, got {kind!r}")
         self.kind, self.lr, self.weight_decay = kind, lr, weight_decay
@@ -69,6 +77,11 @@ class FlatOptimizer:
         self.tmp = [torch.empty_like(self.flat) for _ in range(n_tmp)]
         self.steps = 0
         self.step_t = torch.zeros((), device=device)  # the step count, for a captured graph
+        self.rates = None if rates is None else np.asarray(rates, dtype=np.float32)
+        if self.rates is not None and self.backend == "torch":
+            self.rates_t = torch.as_tensor(self.rates, device=device)
+            self.rate_index = torch.zeros(1, dtype=torch.int64, device=device)
+            self.lr_t = torch.empty(1, device=device)  # this step's rate, on the device
         if self.backend == "compiled":
             from search.engine import kernels  # compiles on first use; only the CPU path needs it
 
@@ -103,10 +116,27 @@ class FlatOptimizer:
             self._compiled(self._arrays)
         else:
             self.step_t += 1
+            if self.rates is not None:
+                torch.index_select(self.rates_t, 0, self.rate_index, out=self.lr_t)
+                self.rate_index.add_(1).clamp_(max=len(self.rates) - 1)
             getattr(self, f"_{self.kind}")(self.flat, self.grad, *self.state, *self.tmp)
+
+    @property
+    def _rate(self) -> float | torch.Tensor:
+        """This step's rate for the tensor-operation rules: a number, or a device tensor."""
+        return self.lr if self.rates is None else self.lr_t
+
+    def _descend(self, p: torch.Tensor, direction: torch.Tensor) -> None:
+        """p -= rate * direction (as torch.optim's ``add_(..., alpha=-lr)`` rounds it)."""
+        if self.rates is None:
+            p.add_(direction, alpha=-self.lr)
+        else:
+            p.addcmul_(direction, self.lr_t, value=-1)
 
     def _compiled(self, arrays: list) -> None:
         k, f32, lr, wd = self._kernels, self._kernels.F32, self._lr32, self._wd32
+        if self.rates is not None:
+            lr = self.rates[min(self.steps, len(self.rates)) - 1]
         p, g, s0, s1 = arrays
         if self.kind == "adadelta":
             k.adadelta(p, g, s0, s1, lr, self._rho32, self._eps32, wd)
@@ -118,7 +148,7 @@ class FlatOptimizer:
             k.adam(
                 *(p, g, s0, s1, lr, f32(beta1), f32(beta2), f32(ADAM_EPS)),
                 f32(0.0 if decoupled else self.weight_decay),
-                f32(1 - self.lr * self.weight_decay if decoupled else 1.0),
+                f32(1 - float(lr) * self.weight_decay if decoupled else 1.0),
                 f32(1 - beta1 ** max(self.steps, 1)),
                 f32(math.sqrt(1 - beta2 ** max(self.steps, 1))),
             )
@@ -130,18 +160,18 @@ class FlatOptimizer:
         torch.add(square_avg, ADADELTA_EPS, out=std).sqrt_()
         torch.add(acc_delta, ADADELTA_EPS, out=delta).sqrt_().div_(std).mul_(g)
         acc_delta.mul_(ADADELTA_RHO).addcmul_(delta, delta, value=1 - ADADELTA_RHO)
-        p.add_(delta, alpha=-self.lr)
+        self._descend(p, delta)
 
     def _sgd(self, p, g, buf, _unused, _tmp1, _tmp2) -> None:
         if self.weight_decay:
             g.add_(p, alpha=self.weight_decay)
         buf.mul_(SGD_MOMENTUM).add_(g)  # first step: 0 * momentum + g, as torch.optim's clone
-        p.add_(buf, alpha=-self.lr)
+        self._descend(p, buf)
 
     def _adam(self, p, g, exp_avg, exp_avg_sq, denom, tmp, decoupled: bool = False) -> None:
         beta1, beta2 = ADAM_BETAS
         if self.weight_decay and decoupled:
-            p.mul_(1 - self.lr * self.weight_decay)
+            p.mul_(1 - self._rate * self.weight_decay)
         elif self.weight_decay:
             g.add_(p, alpha=self.weight_decay)
         exp_avg.lerp_(g, 1 - beta1)
@@ -150,7 +180,7 @@ class FlatOptimizer:
         bias1 = 1 - torch.pow(beta1, self.step_t)
         bias2_sqrt = torch.sqrt(1 - torch.pow(beta2, self.step_t))
         torch.sqrt(exp_avg_sq, out=denom).div_(bias2_sqrt).add_(ADAM_EPS)
-        torch.div(exp_avg, denom, out=tmp).mul_(self.lr / bias1)
+        torch.div(exp_avg, denom, out=tmp).mul_(self._rate / bias1)
         p.sub_(tmp)
 
     def _adamw(self, p, g, exp_avg, exp_avg_sq, denom, tmp) -> None:

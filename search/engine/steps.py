@@ -30,7 +30,12 @@ Step = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 # (the names are search.engine.config.LOSSES)
 
 
-def loss_fn(name: str, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def loss_fn(
+    name: str, logits: torch.Tensor, y: torch.Tensor, smoothing: float = 0.0
+) -> torch.Tensor:
+    """The loss ``name``; ``smoothing`` (nll, cross_entropy) mixes uniform targets in."""
+    if smoothing and name in ("nll", "cross_entropy"):
+        return F.cross_entropy(logits, y, label_smoothing=smoothing)
     if name == "nll":
         return F.nll_loss(F.log_softmax(logits, dim=1), y)
     if name == "cross_entropy":
@@ -48,7 +53,7 @@ def autograd_step(model: nn.Module, opt: FlatOptimizer, cfg: TrainConfig) -> Ste
     weights = weight_matrices(model) if cfg.l1 else []
 
     def step(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        loss = loss_fn(cfg.loss, model(xb), yb)
+        loss = loss_fn(cfg.loss, model(xb), yb, cfg.label_smoothing)
         if weights:
             loss = loss + cfg.l1 * sum(w.abs().sum() for w in weights)
         opt.zero_grad()
@@ -70,7 +75,15 @@ def make_step(
     if not (cfg.fused and fused.supports(model_cfg.activation)):
         return autograd_step(model, opt, cfg), "autograd"
     fused_step = fused.FusedMLPStep(
-        model, opt, model_cfg.activation, cfg.loss, cfg.l1, model_cfg.dropout, cfg.batch_size
+        model,
+        opt,
+        model_cfg.activation,
+        cfg.loss,
+        cfg.l1,
+        model_cfg.dropout,
+        cfg.batch_size,
+        label_smoothing=cfg.label_smoothing,
+        input_dropout=model_cfg.input_dropout,
     )
     if cfg.cuda_graph and opt.flat.device.type == "cuda":
         return graphs.GraphedStep(fused_step, buffers), "fused+graph"

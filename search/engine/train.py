@@ -119,7 +119,13 @@ def fit(
         torch.cuda.reset_peak_memory_stats(data.device)
     torch.manual_seed(cfg.seed)
     model = build_mlp(model_cfg).to(data.device)
-    opt = FlatOptimizer(list(model.parameters()), cfg.optimizer, cfg.lr, cfg.weight_decay)
+    steps_per_epoch = math.ceil(len(data.train_x) / cfg.batch_size)
+    rates = None  # a constant rate stays a number: the reference's arithmetic, unchanged
+    if cfg.schedule.kind != "constant":
+        rates = cfg.schedule.rates(cfg.lr, steps_per_epoch, cfg.epochs)
+    opt = FlatOptimizer(
+        list(model.parameters()), cfg.optimizer, cfg.lr, cfg.weight_decay, rates=rates
+    )
     generator = torch.Generator().manual_seed(cfg.seed)
     buffers = (
         torch.empty(cfg.batch_size, data.train_x.shape[1], device=data.device),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import platform
 import shlex
+import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
@@ -27,6 +28,8 @@ RECORDED_PACKAGES = ("torch", "torchvision", "optuna", "numpy", "numba", "search
 # What each objective measures, and which way is better. accuracy: the validation accuracy of
 # the epoch a run is judged by; seconds: the whole training run; params: the model's size.
 OBJECTIVES = {"accuracy": "maximize", "seconds": "minimize", "params": "minimize"}
+# The names optuna-dashboard and the Optuna CLI show for them, instead of "Objective 0".
+METRIC_NAMES = {"accuracy": "val_accuracy", "seconds": "train_seconds", "params": "n_params"}
 
 
 @dataclass(frozen=True)
@@ -148,6 +151,9 @@ def open_study(
         study.set_user_attr("space_toml", space.source)
         study.set_user_attr("command", command)
         study.set_user_attr("versions", versions())
+        with warnings.catch_warnings():  # set_metric_names is flagged experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([METRIC_NAMES[o] for o in settings.objectives])
     elif stored != settings.to_attr():
         diff = ", ".join(
             f"{k}={stored.get(k)!r} (now {v!r})"

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from search.engine.config import ACTIVATIONS, LOSSES, OPTIMIZERS, ModelConfig, TrainConfig
+from search.engine.schedules import SCHEDULES, Schedule
 from search.errors import UsageError
 
 # The reference's hidden sizes for 1, 3 and 5 layers.
@@ -37,6 +38,7 @@ CATEGORIES: dict[str, tuple[Any, ...]] = {
     "loss": LOSSES,
     "regularization": REGULARIZATIONS,
     "optimizer": OPTIMIZERS,
+    "schedule": SCHEDULES,
 }
 # Numeric names with their smallest allowed value, whether it is allowed, and the type.
 NUMBERS: dict[str, tuple[float, bool, type]] = {
@@ -48,6 +50,12 @@ NUMBERS: dict[str, tuple[float, bool, type]] = {
     "lr_factor": (0, False, float),
     "reg_strength": (0, True, float),
     "dropout": (0, True, float),
+    "weight_decay": (0, True, float),  # L2, with regularization or without
+    "l1": (0, True, float),
+    "gamma": (0, False, float),  # the step schedule's factor per epoch, at most 1
+    "warmup_epochs": (0, True, float),
+    "label_smoothing": (0, True, float),  # below 1
+    "input_dropout": (0, True, float),  # below 1
 }
 VOCABULARY = tuple(CATEGORIES) + tuple(NUMBERS)
 
@@ -63,7 +71,9 @@ def check_value(where: str, name: str, value: Any) -> None:
         if not ok_type or (kind is int and int(value) != value):
             expected = "a whole number" if kind is int else "a number"
             raise UsageError(f"{where}: expected {expected}, got {value!r}")
-        if value < low or (value == low and not inclusive) or (name == "dropout" and value >= 1):
+        below_one = name in ("dropout", "input_dropout", "label_smoothing")
+        too_high = (below_one and value >= 1) or (name == "gamma" and value > 1)
+        if value < low or (value == low and not inclusive) or too_high:
             raise UsageError(f"{where}: {value!r} is out of range for {name}")
 
 
@@ -75,6 +85,8 @@ def to_configs(
     Names a point leaves out take the reference baseline. ``units`` gives every hidden layer
     that width (without it, the reference's sizes for 1, 3 or 5 layers); ``lr_factor``
     scales the optimizer's usual rate unless ``lr`` is given; ``max_epochs`` caps the epochs.
+    ``dropout``, ``weight_decay`` and ``l1`` combine; the reference's one-of ``regularization``
+    sets the one it names where the point does not give it.
     """
     p = {**BASELINE, **point}
     reg, optimizer = p["regularization"], p.get("optimizer", "adadelta")
@@ -92,16 +104,31 @@ def to_configs(
         else (BASE_LR[optimizer] * float(point["lr_factor"]) if "lr_factor" in point else p["lr"])
     )
     epochs = int(p["epochs"]) if max_epochs is None else min(int(p["epochs"]), max_epochs)
-    dropout = strength if reg == "dropout" else float(p.get("dropout", 0.0))
-    model = ModelConfig(hidden=hidden, activation=p["activation"], dropout=dropout)
+    named = {"dropout": "dropout", "l1": "l1", "l2": "weight_decay"}
+    strengths = {
+        k: float(p.get(k, strength if named.get(reg) == k else 0.0)) for k in named.values()
+    }
+    schedule = Schedule(
+        kind=p.get("schedule", "constant"),
+        gamma=float(p.get("gamma", Schedule.gamma)),
+        warmup_epochs=float(p.get("warmup_epochs", 0.0)),
+    )
+    model = ModelConfig(
+        hidden=hidden,
+        activation=p["activation"],
+        dropout=strengths["dropout"],
+        input_dropout=float(p.get("input_dropout", 0.0)),
+    )
     train = TrainConfig(
         optimizer=optimizer,
         lr=lr,
+        schedule=schedule,
         batch_size=int(p["batch_size"]),
         epochs=epochs,
         loss=p["loss"],
-        l1=strength if reg == "l1" else 0.0,
-        weight_decay=strength if reg == "l2" else 0.0,
+        label_smoothing=float(p.get("label_smoothing", 0.0)),
+        l1=strengths["l1"],
+        weight_decay=strengths["weight_decay"],
         seed=seed,
     )
     return model, train
