@@ -19,7 +19,7 @@ from search.cli import Parser, guarded, positive_float, positive_int
 from search.engine.data import DATASETS, DataConfig, load
 from search.engine.device import DEVICES, resolve_device
 from search.errors import UsageError
-from search.study import claims, runner
+from search.study import claims, runner, warm
 from search.study.pool import run_in_workers
 from search.study.queries import trial_ids
 from search.study.samplers import DEFAULT_PRUNER, MULTI_OBJECTIVE, PRUNERS, SAMPLERS
@@ -44,24 +44,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--sampler",
         choices=list(SAMPLERS),
-        default=None,
         help="default: grid (nsga2 with several --objectives)",
     )
     p.add_argument(
         "--pruner",
         choices=list(PRUNERS),
-        default=None,
         help="default: none for grid, median for random/qmc/cmaes, hyperband for tpe/gp",
     )
     p.add_argument(
         "--design",
         choices=DESIGNS,
-        default=None,
         help="built-in grid: ofat (15 points, default for grid) or full (2,187)",
     )
     p.add_argument(
         "--space",
-        default=None,
         metavar="FILE.toml",
         help="a space file (see search/spaces/*.toml)",
     )
@@ -72,20 +68,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--study-name",
-        default=None,
         help="default: DATASET-SPACE plus sampler and caps, e.g. mnist-ofat-e1-n2000",
     )
     p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"default: {DEFAULT_STORAGE}")
     p.add_argument("--dataset", choices=list(DATASETS), default=DataConfig.dataset)
     p.add_argument(
         "--artifact-dir",
-        default=None,
         help="artifacts for optuna-dashboard; default: artifacts/ beside an SQLite file, "
         "else study_db/artifacts",
     )
     p.add_argument(
         "--data-dir",
-        default=None,
         help="root holding MNIST/raw/...; default: $SEARCH_DATA_DIR or ./data",
     )
     p.add_argument("--device", choices=DEVICES, default="auto")
@@ -93,13 +86,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--max-epochs",
         type=positive_int,
-        default=None,
         help="cap every trial's epochs (for a quick look)",
     )
     p.add_argument(
         "--train-limit",
         type=positive_int,
-        default=None,
         help="use only the first N training samples",
     )
     p.add_argument(
@@ -111,13 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--n-trials",
         type=positive_int,
-        default=None,
         help="trial budget for the whole study (default: the whole grid; 50 else)",
     )
     p.add_argument(
         "--timeout",
         type=positive_float,
-        default=None,
         help="seconds of trial time for the whole study",
     )
     out = p.add_mutually_exclusive_group()
@@ -128,6 +117,16 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         default=1,
         help="worker processes on this machine (each gets cores/N threads)",
+    )
+    p.add_argument(
+        "--enqueue-baseline",
+        action="store_true",
+        help="run the reference's baseline configuration first (samplers)",
+    )
+    p.add_argument(
+        "--warm-start",
+        metavar="STUDY",
+        help="run the best points of another study in the same storage first (samplers)",
     )
     p.add_argument(
         "--create-only",
@@ -182,6 +181,7 @@ def execute(args: argparse.Namespace, command: str) -> int:
         claims.enqueue_missing(
             study, spec.space, spec.runner.max_retries, spec.runner.queue_window
         )
+    started = warm.prepare(study, spec.space, args.enqueue_baseline, args.warm_start)
     total, todo = runner.planned(study, spec.space, spec.runner)
     if args.create_only:
         load(spec.data, "cpu")  # downloads it once, before any worker starts
@@ -202,6 +202,7 @@ def execute(args: argparse.Namespace, command: str) -> int:
         say(
             f"study {study.study_name}: {todo} trials to run on {device}"
             + (f" with {args.workers} workers" if args.workers > 1 else "")
+            + (f"; warm start: {started}" if started else "")
         )
         with tqdm(
             total=total,

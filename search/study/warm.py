@@ -1,0 +1,113 @@
+"""Warm starts: a search begins from what is already known, so it never starts worse.
+
+``--enqueue-baseline`` queues the reference's baseline (a known-good configuration) as the
+first trial; ``--warm-start STUDY`` queues the best finished points of another study in the
+same database. A point is queued with the values the new space can hold; a point with a value
+outside the space is left out, and the caller says how many were. Queued points count toward
+the trial budget and are queued once, however often the command is rerun.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+from optuna.trial import TrialState
+
+from search.errors import UsageError
+from search.study.space import Choice, Fixed, Param, Range, Space
+from search.study.vocabulary import BASELINE
+
+WARM_START_POINTS = 5  # the best finished points of the other study that are queued
+# The reference baseline in the names a sampler's space uses: one hidden layer of 128 units,
+# Adadelta at its usual rate (lr_factor 1), nothing else added.
+KNOWN_GOOD: dict[str, Any] = {
+    **BASELINE,
+    "units": 128,
+    "optimizer": "adadelta",
+    "lr_factor": 1.0,
+    "dropout": 0.0,
+    "input_dropout": 0.0,
+    "weight_decay": 0.0,
+    "l1": 0.0,
+    "label_smoothing": 0.0,
+    "schedule": "constant",
+}
+
+
+def holds(param: Param, value: Any) -> bool:
+    """Whether a space's parameter can take this value."""
+    if isinstance(param, Fixed):
+        return value == param.value
+    if isinstance(param, Choice):
+        return value in param.values
+    number = isinstance(value, (int, float)) and not isinstance(value, bool)
+    whole = not param.integer or (number and int(value) == value)
+    return number and whole and param.low <= value <= param.high
+
+
+def fit_point(space: Space, point: dict[str, Any]) -> dict[str, Any] | None:
+    """The point's values for the space's parameters; None if one is outside the space.
+    Parameters the point does not name are left to the sampler."""
+    fitted = {k: v for k, v in point.items() if k in space.params}
+    if not all(holds(space.params[k], v) for k, v in fitted.items()):
+        return None
+    return fitted
+
+
+def enqueue_baseline(study: optuna.Study, space: Space) -> None:
+    baseline = dict(KNOWN_GOOD)
+    epochs = space.params.get("epochs")
+    if isinstance(epochs, Range):  # --max-epochs caps the baseline as it caps every trial
+        baseline["epochs"] = min(baseline["epochs"], int(epochs.high))
+    point = fit_point(space, baseline)
+    if point is None:
+        outside = [k for k in baseline if k in space.params]
+        (name, *_) = [k for k in outside if not holds(space.params[k], baseline[k])]
+        raise UsageError(
+            f"--enqueue-baseline: the baseline's {name}={baseline[name]!r} is outside the "
+            f"space {space.name!r}; widen params.{name} or leave out the flag"
+        )
+    study.enqueue_trial(point, user_attrs={"warm_start": "baseline"}, skip_if_exists=True)
+
+
+def warm_start(study: optuna.Study, source_name: str, space: Space) -> tuple[int, int]:
+    """Queue the best finished points of ``source_name`` that fit the space (each once, however
+    often this runs); return (how many fit, how many were considered)."""
+    names = [s.study_name for s in optuna.get_all_study_summaries(study._storage)]
+    if source_name not in names:
+        raise UsageError(
+            f"--warm-start: no study {source_name!r} in this storage "
+            f"(studies there: {', '.join(names) or 'none'})"
+        )
+    source = optuna.load_study(study_name=source_name, storage=study._storage)
+    done = source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not done:
+        raise UsageError(f"--warm-start: study {source_name!r} has no completed trial yet")
+    best = sorted(done, key=lambda t: -t.values[0])[:WARM_START_POINTS]
+    queued = 0
+    for t in best:
+        point = fit_point(space, t.params)
+        if point is not None:
+            tag = {"warm_start": f"{source_name} trial {t.number}"}
+            study.enqueue_trial(point, user_attrs=tag, skip_if_exists=True)
+            queued += 1
+    return queued, len(best)
+
+
+def prepare(study: optuna.Study, space: Space, baseline: bool, source: str | None) -> str:
+    """Queue the warm start a command asks for; returns what was done, for the user."""
+    if (baseline or source) and space.is_grid:
+        flag = "--enqueue-baseline" if baseline else "--warm-start"
+        raise UsageError(f"{flag}: a grid runs its own points; use it with a sampler")
+    said = []
+    if baseline:
+        enqueue_baseline(study, space)
+        said.append("the baseline queued first")
+    if source:
+        queued, considered = warm_start(study, source, space)
+        said.append(
+            f"{queued} of the {considered} best points of {source} fit this space and run first"
+            + (f" ({considered - queued} do not fit)" if queued < considered else "")
+        )
+    return "; ".join(said)
