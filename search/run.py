@@ -20,7 +20,7 @@ from search.engine.data import DATASETS, DataConfig, load
 from search.engine.device import DEVICES, resolve_device
 from search.errors import UsageError
 from search.study import claims, runner, warm
-from search.study.pool import run_in_workers
+from search.study.pool import default_workers, run_in_workers
 from search.study.queries import trial_ids
 from search.study.samplers import DEFAULT_PRUNER, MULTI_OBJECTIVE, PRUNERS, SAMPLERS
 from search.study.settings import (
@@ -115,8 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--workers",
         type=positive_int,
-        default=1,
-        help="worker processes on this machine (each gets cores/N threads)",
+        help="worker processes on this machine, each with cores/N threads; default: one per "
+        "core on the CPU when the study has more trials to run than cores, else 1",
     )
     p.add_argument(
         "--enqueue-baseline",
@@ -196,12 +196,13 @@ def execute(args: argparse.Namespace, command: str) -> int:
     if todo:
         # Load (and so check) the data before any progress is drawn. Workers load their own,
         # so then this check stays on the CPU: no GPU memory held by a process that trains none.
-        splits = load(spec.data, device) if args.workers == 1 else None
+        workers = args.workers or default_workers(device.type, todo)
+        splits = load(spec.data, device) if workers == 1 else None
         if splits is None:
             load(spec.data, "cpu")
         say(
             f"study {study.study_name}: {todo} trials to run on {device}"
-            + (f" with {args.workers} workers" if args.workers > 1 else "")
+            + (f" with {workers} workers" if workers > 1 else "")
             + (f"; warm start: {started}" if started else "")
         )
         with tqdm(
@@ -212,7 +213,7 @@ def execute(args: argparse.Namespace, command: str) -> int:
             disable=args.quiet,
             file=sys.stderr,
         ) as bar:
-            if args.workers == 1:
+            if workers == 1:
                 work(spec, Publisher, on_done=lambda _t: bar.update(1), say=say, splits=splits)
             else:
 
@@ -220,7 +221,7 @@ def execute(args: argparse.Namespace, command: str) -> int:
                     bar.n = len(trial_ids(study, claims.DONE))  # one query, not every trial
                     bar.refresh()
 
-                code = run_in_workers(study, spec, args.workers, progress, Publisher)
+                code = run_in_workers(study, spec, workers, progress, Publisher)
     print(f"study {study.study_name} in {args.storage}")
     print(study_summary(study, spec.space, settings.objectives))
     if code:

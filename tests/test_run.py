@@ -15,7 +15,7 @@ from search.run import main
 from search.study.claims import claims_of
 from search.study.settings import command_line
 
-TINY = ["--val-size", "200", "--quiet"]
+TINY = ["--val-size", "200", "--quiet", "--workers", "1"]  # one process: tests see it all
 
 
 def args(root: Path, db: Path, *extra: str) -> list[str]:

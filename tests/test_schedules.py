@@ -6,7 +6,6 @@ import dataclasses
 
 import pytest
 import torch
-import torch.nn.functional as F
 from torch.optim import lr_scheduler as sched
 
 from search.engine.config import ModelConfig, TrainConfig
@@ -16,7 +15,7 @@ from search.engine.schedules import Schedule
 from search.engine.train import fit
 from search.errors import UsageError
 
-from .test_train import _torch_optimizer
+from .test_train import _torch_optimizer, lockstep
 
 PER_EPOCH, EPOCHS = 7, 4
 TOTAL = PER_EPOCH * EPOCHS
@@ -78,17 +77,8 @@ def test_a_scheduled_flat_optimizer_follows_torch_optim_and_its_scheduler(kind, 
     flat = FlatOptimizer(list(ours.parameters()), kind, lr, 0.01, backend, rates=rates)
     torch_opt = _torch_optimizer(kind, ref.parameters(), lr, 0.01)
     torch_sched = torch_schedule(schedule, torch_opt)
-    x, y = torch.randn(32, 784), torch.randint(0, 10, (32,))
-    for _ in range(2 * PER_EPOCH):  # through the warm-up and into the fall
-        flat.zero_grad()
-        F.cross_entropy(ours(x), y).backward()
-        flat.step()
-        torch_opt.zero_grad()
-        F.cross_entropy(ref(x), y).backward()
-        torch_opt.step()
-        torch_sched.step()
-    for a, b in zip(ours.parameters(), ref.parameters(), strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    # Through the warm-up and into the fall.
+    lockstep(ours, flat, ref, torch_opt, steps=2 * PER_EPOCH, after_step=torch_sched.step)
 
 
 def test_a_flat_table_of_rates_trains_exactly_as_a_constant_rate(tiny_splits):

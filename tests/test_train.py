@@ -34,14 +34,20 @@ def test_flat_optimizer_follows_torch_optim_step_for_step(kind, weight_decay, ba
     lr = {"adadelta": 1.0, "sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}[kind]
     flat = FlatOptimizer(list(ours.parameters()), kind, lr, weight_decay, backend)
     torch_opt = _torch_optimizer(kind, ref.parameters(), lr, weight_decay)
+    lockstep(ours, flat, ref, torch_opt, steps=5)
+
+
+def lockstep(ours, flat, ref, torch_opt, steps: int, after_step=lambda: None) -> None:
+    """Train two copies of a model on one batch, ours and torch.optim's, and compare them."""
     x, y = torch.randn(32, 784), torch.randint(0, 10, (32,))
-    for _ in range(5):
+    for _ in range(steps):
         flat.zero_grad()
         F.cross_entropy(ours(x), y).backward()
         flat.step()
         torch_opt.zero_grad()
         F.cross_entropy(ref(x), y).backward()
         torch_opt.step()
+        after_step()
     for a, b in zip(ours.parameters(), ref.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 

@@ -232,3 +232,27 @@ def test_a_worker_joining_from_elsewhere_stops_at_the_studys_budget(tiny_root, t
     assert [t.state.name for t in trials] == ["COMPLETE"] * 2
     assert worker.main([*data[:2], "--storage", storage, *name, "--quiet"]) == 0
     assert "worker ran 0 trials" in capsys.readouterr().out
+
+
+def test_whole_studies_on_the_cpu_use_a_worker_per_core_by_default():
+    from search.study.pool import default_workers
+
+    cores = os.cpu_count() or 1
+    assert default_workers("cpu", cores + 1) == cores
+    assert default_workers("cpu", cores) == 1  # no more trials than cores: one process
+    assert default_workers("cuda", 100) == 1
+
+
+@pytest.mark.slow
+def test_a_run_without_workers_given_spreads_a_study_over_the_cores(tiny_root, tmp_path, capsys):
+    cores = os.cpu_count() or 1
+    space = tmp_path / "widths.toml"
+    space.write_text(f'name = "w"\n[params]\nlayers = 1\nunits = {list(range(2, cores + 4))}\n')
+    argv = ["--data-dir", str(tiny_root), "--val-size", "200", "--max-epochs", "1"]
+    db = f"sqlite:///{tmp_path}/s.db"
+    assert run_main([*argv, "--space", str(space), "--storage", db]) == 0
+    said = capsys.readouterr().err
+    assert (f"with {cores} workers" in said) == (cores > 1), said
+    trials = optuna.load_study(study_name="mnist-w-e1", storage=db).get_trials()
+    assert [t.state.name for t in trials] == ["COMPLETE"] * (cores + 2)
+    assert os.getpid() not in {claims_of(t)[0]["pid"] for t in trials} or cores == 1

@@ -98,8 +98,8 @@ def enqueue_missing(
 
 
 @contextlib.contextmanager
-def _no_sigint() -> Iterator[None]:
-    """Hold Ctrl-C back while a claim is half made, and raise it once the claim is whole.
+def held_sigint() -> Iterator[None]:
+    """Hold Ctrl-C back while a claim (or a trial's end) is half made; raise it once whole.
 
     Python runs signal handlers in the main thread, so a handler that only takes note is
     enough (masking the signal would not be: another thread could still receive it).
@@ -129,7 +129,7 @@ def claim_waiting(study: optuna.Study) -> optuna.Trial | None:
     """Take one WAITING trial for this process, or None when the queue is empty."""
     claimed: list[optuna.Trial] = []
     try:
-        with _no_sigint():
+        with held_sigint():
             trial = _claim(study)
             if trial is not None:
                 claimed.append(trial)
@@ -159,7 +159,7 @@ def ask(study: optuna.Study) -> optuna.Trial:
     """A new trial from the sampler, with its owner recorded (Ctrl-C as in claim_waiting)."""
     asked: list[optuna.Trial] = []
     try:
-        with _no_sigint(), warnings.catch_warnings():
+        with held_sigint(), warnings.catch_warnings():
             # Optuna warns that heartbeats go with study.optimize: this loop beats itself.
             warnings.simplefilter("ignore", UserWarning)
             asked.append(study.ask())

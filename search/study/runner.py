@@ -24,6 +24,7 @@ from search.study.claims import (
     enqueue_missing,
     fail_interrupted,
     grid_status,
+    held_sigint,
 )
 from search.study.queries import rdb, trial_ids
 from search.study.recovery import GRACE_S, fail_orphaned_trials, fail_stale_trials, heartbeat
@@ -71,14 +72,16 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective) ->
         fail_interrupted(study, trial)
         raise
     except Exception as e:
-        trial.set_user_attr("fail_reason", f"{type(e).__name__}: {e}")
-        frozen = study.tell(trial, state=TrialState.FAIL)
+        with held_sigint():  # Ctrl-C now would leave the trial RUNNING: it waits for the tell
+            trial.set_user_attr("fail_reason", f"{type(e).__name__}: {e}")
+            frozen = study.tell(trial, state=TrialState.FAIL)
         if isinstance(e, SearchError):
             raise
         return frozen
-    if outcome.reason:
-        trial.set_user_attr("reason", outcome.reason)
-    return study.tell(trial, outcome.values, state=outcome.state)
+    with held_sigint():
+        if outcome.reason:
+            trial.set_user_attr("reason", outcome.reason)
+        return study.tell(trial, outcome.values, state=outcome.state)
 
 
 def _started(study: optuna.Study) -> int:

@@ -73,12 +73,7 @@ class Publisher:
                 writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["epoch"])
                 writer.writeheader()
                 writer.writerows(rows)
-            upload_artifact(
-                artifact_store=self.store,
-                file_path=str(path),
-                study_or_trial=trial,
-                mimetype="text/csv",
-            )
+            self._upload(trial, path, "text/csv")
             best = result.best
             if (
                 result.outcome == "completed"
@@ -87,12 +82,12 @@ class Publisher:
             ):
                 weights = Path(tmp) / f"trial-{trial.number}-weights.pt"
                 result.save_weights(weights)
-                upload_artifact(
-                    artifact_store=self.store,
-                    file_path=str(weights),
-                    study_or_trial=trial,
-                    mimetype="application/octet-stream",
-                )
+                self._upload(trial, weights, "application/octet-stream")
+
+    def _upload(self, trial: optuna.Trial, path: Path, mimetype: str) -> None:
+        upload_artifact(
+            artifact_store=self.store, file_path=str(path), study_or_trial=trial, mimetype=mimetype
+        )
 
     @_never_fails
     def after_trial(self, frozen: optuna.trial.FrozenTrial) -> None:
