@@ -105,8 +105,8 @@ def test_four_workers_on_postgresql_complete_each_ofat_point_once(ofat_data, pg_
 @pytest.mark.slow
 def test_a_late_worker_only_takes_unclaimed_points(tiny_root, tmp_path, capsys):
     storage = f"sqlite:///{tmp_path}/s.db"
-    first = run_workers(tiny_root, storage, 1, "--n-trials", "6")
-    assert first.returncode == 0, first.stderr
+    lift = ["--data-dir", str(tiny_root), "--val-size", "200", "--storage", storage]
+    assert run_main([*lift, "--max-epochs", "1", "--workers", "1", "--n-trials", "6"]) == 0
     before = {
         t.number: t.datetime_complete
         for t in optuna.load_study(study_name="mnist-ofat-e1", storage=storage).get_trials()
@@ -114,7 +114,6 @@ def test_a_late_worker_only_takes_unclaimed_points(tiny_root, tmp_path, capsys):
     }
     assert len(before) == 6
     # The study's budget is 6 trials; lifting it (here without running any) lets workers on.
-    lift = ["--data-dir", str(tiny_root), "--val-size", "200", "--storage", storage]
     assert run_main([*lift, "--max-epochs", "1", "--create-only"]) == 0
     assert "9 trials to run" in capsys.readouterr().out
     late = subprocess.run(
@@ -210,9 +209,8 @@ def test_ctrl_c_stops_every_worker_and_the_next_run_reruns_their_trials(
     assert "RUNNING" not in [t.state.name for t in trials]
     interrupted = [t for t in trials if t.user_attrs.get("fail_reason") == "interrupted"]
     assert paused in [claims_of(t)[0]["pid"] for t in interrupted]
-    rerun = start_two_workers(tiny_root, storage)
-    out, err = rerun.communicate(timeout=600)
-    assert rerun.returncode == 0, err
+    rerun = ["--data-dir", str(tiny_root), "--storage", storage, "--val-size", "200"]
+    assert run_main([*rerun, "--quiet", "--max-epochs", "2", "--workers", "1"]) == 0
     trials = trials_of(storage)
     assert len(completed_points(trials)) == len(set(completed_points(trials))) == 15
     assert executions(trials) == len(trials)  # each trial ran once; failed ones were rerun
