@@ -73,7 +73,7 @@ def find_cycle(graph: grimp.ImportGraph) -> list[str] | None:
 
 
 def test_no_module_imports_itself_through_a_cycle_not_even_for_type_checking():
-    graph = grimp.build_graph("search", exclude_type_checking_imports=False)
+    graph = grimp.build_graph("search", exclude_type_checking_imports=False, cache_dir=None)
     assert find_cycle(graph) is None, " -> ".join(find_cycle(graph) or [])
 
 
