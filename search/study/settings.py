@@ -61,7 +61,9 @@ class StudySettings:
     def to_attr(self) -> dict:
         return {**asdict(self), "objectives": list(self.objectives)}
 
-    def search(self, worker_id: int | None = None) -> tuple:
+    def search(
+        self, worker_id: int | None = None
+    ) -> tuple[optuna.samplers.BaseSampler, optuna.pruners.BasePruner]:
         """The seeded sampler and the pruner; each worker seeds its sampler apart, or they
         would all suggest the same points."""
         sampler = make_sampler(self.sampler, self.seed + (worker_id or 0))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import optuna
 import sqlalchemy
-from optuna.storages import RDBStorage
+from optuna.storages import BaseStorage, RDBStorage
 
 from search.errors import StorageError
 from search.study.recovery import GRACE_S, HEARTBEAT_S
@@ -102,16 +102,19 @@ def open_storage(url: str, must_exist: bool = False) -> RDBStorage:
         raise StorageError(f"--storage {shown}: cannot open the database: {first}") from None
 
 
+def missing_study(storage: BaseStorage, study_name: str) -> str | None:
+    """None when the study is there; else what to tell a user, naming the studies that are."""
+    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
+    if study_name in names:
+        return None
+    return f"no study {study_name!r} (studies there: {', '.join(names) or 'none'})"
+
+
 def load_existing_study(storage_url: str, study_name: str) -> optuna.Study:
     """A study that must already exist; a wrong name lists the studies that are there."""
     storage = open_storage(storage_url, must_exist=True)
-    names = [s.study_name for s in optuna.get_all_study_summaries(storage)]
-    if study_name not in names:
-        there = ", ".join(names) if names else "none"
-        raise StorageError(
-            f"--study-name: no study {study_name!r} in {display_url(storage_url)} "
-            f"(studies there: {there})"
-        )
+    if missing := missing_study(storage, study_name):
+        raise StorageError(f"--study-name: {missing} in {display_url(storage_url)}")
     return optuna.load_study(study_name=study_name, storage=storage)
 
 

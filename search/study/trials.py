@@ -13,6 +13,11 @@ def judged_epoch(t: FrozenTrial) -> EpochRecord | None:
     return best_epoch(EpochRecord.from_attr(r) for r in t.user_attrs.get("history") or [])
 
 
+def note_of(t: FrozenTrial) -> str:
+    """Why the trial ended as it did, where it says (pruned, diverged, failed)."""
+    return t.user_attrs.get("reason") or t.user_attrs.get("fail_reason") or ""
+
+
 def pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.2%}"
 
@@ -21,7 +26,7 @@ def progress_line(t: FrozenTrial, space: Space) -> str:
     """One line for a finished trial, as a worker prints it."""
     best = judged_epoch(t)
     seconds = t.user_attrs.get("seconds") or 0.0
-    note = t.user_attrs.get("reason") or t.user_attrs.get("fail_reason") or ""
+    note = note_of(t)
     line = (
         f"trial {t.number} {space.describe(t.params) if t.params else ''}: {t.state.name} "
         f"val {pct(best.val_acc if best else None)} test {pct(best.test_acc if best else None)} "

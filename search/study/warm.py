@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 
 from search.errors import UsageError
 from search.study.space import Choice, Fixed, Param, Range, Space
+from search.study.storage import missing_study
 from search.study.vocabulary import BASELINE
 
 WARM_START_POINTS = 5  # the best finished points of the other study that are queued
@@ -62,8 +63,9 @@ def enqueue_baseline(study: optuna.Study, space: Space) -> None:
         baseline["epochs"] = min(baseline["epochs"], int(epochs.high))
     point = fit_point(space, baseline)
     if point is None:
-        outside = [k for k in baseline if k in space.params]
-        (name, *_) = [k for k in outside if not holds(space.params[k], baseline[k])]
+        name = next(
+            k for k, p in space.params.items() if k in baseline and not holds(p, baseline[k])
+        )
         raise UsageError(
             f"--enqueue-baseline: the baseline's {name}={baseline[name]!r} is outside the "
             f"space {space.name!r}; widen params.{name} or leave out the flag"
@@ -74,12 +76,8 @@ def enqueue_baseline(study: optuna.Study, space: Space) -> None:
 def warm_start(study: optuna.Study, source_name: str, space: Space) -> tuple[int, int]:
     """Queue the best finished points of ``source_name`` that fit the space (each once, however
     often this runs); return (how many fit, how many were considered)."""
-    names = [s.study_name for s in optuna.get_all_study_summaries(study._storage)]
-    if source_name not in names:
-        raise UsageError(
-            f"--warm-start: no study {source_name!r} in this storage "
-            f"(studies there: {', '.join(names) or 'none'})"
-        )
+    if missing := missing_study(study._storage, source_name):
+        raise UsageError(f"--warm-start: {missing}")
     source = optuna.load_study(study_name=source_name, storage=study._storage)
     done = source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not done:

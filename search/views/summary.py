@@ -12,7 +12,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.study.space import Space
-from search.study.trials import judged_epoch, pct
+from search.study.trials import judged_epoch, note_of, pct
 
 BEST_SHOWN = 10  # rows of a sampler's summary
 
@@ -31,7 +31,7 @@ def rows_for_trials(trials: list[FrozenTrial], space: Space) -> list[dict[str, A
                 "seconds": t.user_attrs.get("seconds"),
                 "n_params": t.user_attrs.get("n_params"),
                 "state": t.state.name,
-                "note": t.user_attrs.get("reason") or t.user_attrs.get("fail_reason") or "",
+                "note": note_of(t),
             }
         )
     return rows
