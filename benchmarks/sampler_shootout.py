@@ -25,6 +25,7 @@ import optuna
 from search.engine.data import default_data_dir
 from search.run import main as run_main
 from search.study.samplers import DEFAULT_PRUNER, SAMPLERS
+from search.study.trials import judged_epoch
 from search.views.best import best_trial
 
 
@@ -60,7 +61,7 @@ def one(sampler: str, seed: int, args: argparse.Namespace, folder: Path) -> dict
     pruned = len(study.get_trials(states=(optuna.trial.TrialState.PRUNED,)))
     return {
         "val": top.values[0],
-        "test": top.user_attrs["test_acc_at_best"],
+        "test": judged_epoch(top).test_acc,
         "pruned": pruned,
         "trials": len(study.get_trials()),
         "seconds": seconds,

@@ -18,6 +18,7 @@ from tqdm import tqdm
 from search.cli import Parser, guarded, positive_float, positive_int
 from search.engine.data import DATASETS, DataConfig, load
 from search.engine.device import DEVICES, resolve_device
+from search.engine.history import JUDGES
 from search.errors import UsageError
 from search.study import claims, runner, warm
 from search.study.pool import default_workers, run_in_workers
@@ -26,6 +27,7 @@ from search.study.samplers import DEFAULT_PRUNER, MULTI_OBJECTIVE, PRUNERS, SAMP
 from search.study.settings import (
     StudySettings,
     command_line,
+    default_judge,
     open_study,
     parse_objectives,
     resolve_space,
@@ -56,11 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=DESIGNS,
         help="built-in grid: ofat (15 points, default for grid) or full (2,187)",
     )
-    p.add_argument(
-        "--space",
-        metavar="FILE.toml",
-        help="a space file (see search/spaces/*.toml)",
-    )
+    p.add_argument("--space", metavar="FILE.toml", help="a space file (see search/spaces/)")
     p.add_argument(
         "--objectives",
         default="accuracy",
@@ -77,22 +75,23 @@ def build_parser() -> argparse.ArgumentParser:
         help="artifacts for optuna-dashboard; default: artifacts/ beside an SQLite file, "
         "else study_db/artifacts",
     )
-    p.add_argument(
-        "--data-dir",
-        help="root holding MNIST/raw/...; default: $SEARCH_DATA_DIR or ./data",
-    )
+    p.add_argument("--data-dir", help="holds MNIST/raw/...; default: $SEARCH_DATA_DIR or ./data")
     p.add_argument("--device", choices=DEVICES, default="auto")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument(
-        "--max-epochs",
+        "--epochs",
         type=positive_int,
-        help="cap every trial's epochs (for a quick look)",
+        help="every trial's epochs, where its schedule ends and the pruner's horizon "
+        "(samplers; default: the space's, 15 for the default space)",
     )
+    p.add_argument("--max-epochs", type=positive_int, help="cap every trial's epochs (quick look)")
     p.add_argument(
-        "--train-limit",
-        type=positive_int,
-        help="use only the first N training samples",
+        "--judge-epoch",
+        choices=JUDGES,
+        help="the epoch whose validation accuracy is a trial's objective; default: last "
+        "(what the kept model scores), best for grid (the reference's rule)",
     )
+    p.add_argument("--train-limit", type=positive_int, help="use the first N training samples")
     p.add_argument(
         "--val-size",
         type=positive_int,
@@ -104,11 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         type=positive_int,
         help="trial budget for the whole study (default: the whole grid; 50 else)",
     )
-    p.add_argument(
-        "--timeout",
-        type=positive_float,
-        help="seconds of trial time for the whole study",
-    )
+    p.add_argument("--timeout", type=positive_float, help="seconds of trial time for the study")
     out = p.add_mutually_exclusive_group()
     out.add_argument("--quiet", action="store_true", help="print only the summary")
     out.add_argument("--verbose", action="store_true", help="print every epoch")
@@ -121,7 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--enqueue-baseline",
         action="store_true",
-        help="run the reference's baseline configuration first (samplers)",
+        help="run a known-good configuration (a dropout MLP recipe) first (samplers)",
     )
     p.add_argument(
         "--warm-start",
@@ -148,6 +143,8 @@ def settings_from(args: argparse.Namespace, space_name: str) -> StudySettings:
         if args.pruner not in (None, "none"):
             raise UsageError("--pruner: Optuna cannot prune a study with several objectives")
     pruner = args.pruner or ("none" if len(objectives) > 1 else DEFAULT_PRUNER[sampler])
+    if args.epochs is not None and sampler == "grid":
+        raise UsageError("--epochs: a grid runs its points' epochs; cap them with --max-epochs")
     return StudySettings(
         dataset=args.dataset,
         space=space_name,
@@ -158,12 +155,14 @@ def settings_from(args: argparse.Namespace, space_name: str) -> StudySettings:
         max_epochs=args.max_epochs,
         train_limit=args.train_limit,
         val_size=args.val_size,
+        epochs=args.epochs,
+        judge_epoch=args.judge_epoch or default_judge(sampler),
     )
 
 
 def execute(args: argparse.Namespace, command: str) -> int:
     draft = settings_from(args, "")
-    space = resolve_space(draft.sampler, args.design, args.space, args.max_epochs)
+    space = resolve_space(draft, args.design, args.space)
     settings = settings_from(args, space.name)
     device = resolve_device(args.device)
     n_trials = args.n_trials or (None if space.is_grid else DEFAULT_SAMPLER_TRIALS)

@@ -87,7 +87,7 @@ def test_report_writes_factor_pages_the_overview_and_the_summaries(ofat_db, tmp_
     } <= names
     assert any(n.startswith("parameter-importance--ped-anova") for n in names)
     rows = list(csv.DictReader(open(out / "summary.csv")))
-    assert len(rows) == 15 and {"best_val_acc", "test_acc", "seconds", "state"} <= set(rows[0])
+    assert len(rows) == 15 and {"val_acc", "test_acc", "seconds", "state"} <= set(rows[0])
     index = (out / "index.html").read_text()
     assert 'href="factor--lr.html"' in index
     assert "kaleido" in capsys.readouterr().out  # says once that PNGs were skipped

@@ -63,7 +63,7 @@ def test_trials_store_what_a_chart_needs(tiny_root, tmp_path):
         attrs["history"][0]
     )
     assert attrs["train_curve"] and attrs["n_params"] == 784 * 128 + 128 + 128 * 10 + 10
-    assert attrs["device"] == "cpu" and attrs["test_acc_at_best"] is not None
+    assert attrs["device"] == "cpu" and attrs["test_acc_judged"] is not None
     assert trial.value == max(r["val_acc"] for r in attrs["history"])
     assert trial.intermediate_values == {
         1: attrs["history"][0]["val_acc"],

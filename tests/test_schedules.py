@@ -14,6 +14,7 @@ from search.engine.optim import BACKENDS, OPTIMIZERS, FlatOptimizer
 from search.engine.schedules import Schedule
 from search.engine.train import fit
 from search.errors import UsageError
+from search.study.vocabulary import BASE_LR
 
 from .test_train import _torch_optimizer, lockstep
 
@@ -71,7 +72,7 @@ def test_a_scheduled_flat_optimizer_follows_torch_optim_and_its_scheduler(kind, 
     torch.manual_seed(0)
     ours, ref = build_mlp(ModelConfig(hidden=(16, 8))), build_mlp(ModelConfig(hidden=(16, 8)))
     ref.load_state_dict(ours.state_dict())
-    lr = {"adadelta": 1.0, "sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}[kind]
+    lr = BASE_LR[kind]
     schedule = Schedule("cosine", warmup_epochs=1)
     rates = schedule.rates(lr, PER_EPOCH, EPOCHS)
     flat = FlatOptimizer(list(ours.parameters()), kind, lr, 0.01, backend, rates=rates)

@@ -308,13 +308,24 @@ def test_a_sampler_whose_package_is_missing_names_the_extra(
     assert err.count("\n") == 1 and f"--sampler {sampler}" in err and "search[samplers]" in err
 
 
-def test_a_warm_up_longer_than_the_trial_stops_the_run_with_one_line(tiny_root, tmp_path, capsys):
+@pytest.mark.parametrize(
+    ("body", "extra", "where"),
+    [
+        ('schedule = "cosine"\nwarmup_epochs = 5\nepochs = 2\n', [], "params.warmup_epochs"),
+        ("warmup_epochs = { low = 0, high = 3 }\nepochs = [3, 9]\n", [], "params.warmup_epochs"),
+        ("warmup_epochs = 2\n", ["--sampler", "random", "--epochs", "2"], "--epochs 2"),
+    ],
+)
+def test_a_warm_up_as_long_as_a_run_is_refused_with_one_line(
+    body, extra, where, tiny_root, tmp_path, capsys
+):
     space = tmp_path / "warm.toml"
-    space.write_text('[params]\nschedule = "cosine"\nwarmup_epochs = 5\nepochs = 2\n')
+    space.write_text(f"[params]\n{body}")
     db = tmp_path / "s.db"
-    assert main(args(tiny_root, db, "--sampler", "grid", "--space", str(space))) == 2
+    assert main(args(tiny_root, db, "--space", str(space), *extra)) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "warmup_epochs: 5.0 is not shorter than the run's 2" in err
+    assert err.count("\n") == 1 and where in err and "warmup_epochs: up to" in err
+    assert not db.exists() or not optuna.get_all_study_names(f"sqlite:///{db}")
 
 
 def test_a_cosine_schedule_runs_from_a_space_file(tiny_root, tmp_path):

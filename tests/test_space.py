@@ -49,7 +49,17 @@ def test_an_enqueued_point_comes_back_from_suggest():
         ({"regularization": "l2", "dropout": 0.1}, "model.dropout", 0.1),
         ({"regularization": "l2", "dropout": 0.1}, "train.weight_decay", 0.01),
         ({"regularization": "l2", "weight_decay": 1e-3}, "train.weight_decay", 1e-3),
-        ({"schedule": "cosine", "warmup_epochs": 1}, "train.schedule", Schedule("cosine", 0.7, 1)),
+        (
+            {"schedule": "cosine", "warmup_epochs": 1, "epochs": 3},
+            "train.schedule",
+            Schedule("cosine", 0.7, 1),
+        ),
+        # A run capped from 6 epochs to 3 is the whole run shrunk: its warm-up halves too.
+        (
+            {"schedule": "cosine", "warmup_epochs": 2, "epochs": 6},
+            "train.schedule.warmup_epochs",
+            1,
+        ),
         ({"schedule": "step", "gamma": 0.5}, "train.schedule", Schedule("step", gamma=0.5)),
         ({}, "train.schedule", Schedule("constant")),
         ({"input_dropout": 0.2}, "model.input_dropout", 0.2),
@@ -58,5 +68,8 @@ def test_an_enqueued_point_comes_back_from_suggest():
 )
 def test_points_map_to_the_trainer_configuration(change, field, expected):
     model, train = to_configs({**BASELINE, **change}, seed=1, max_epochs=3)
-    owner, attr = field.split(".")
-    assert getattr({"model": model, "train": train}[owner], attr) == expected
+    owner, *attrs = field.split(".")
+    value = {"model": model, "train": train}[owner]
+    for attr in attrs:
+        value = getattr(value, attr)
+    assert value == expected

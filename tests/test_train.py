@@ -12,13 +12,16 @@ from search.engine.model import build_mlp
 from search.engine.optim import BACKENDS, OPTIMIZERS, FlatOptimizer
 from search.engine.steps import loss_fn
 from search.engine.train import fit
+from search.study.vocabulary import BASE_LR
 
 
 def _torch_optimizer(kind, params, lr, wd):
     if kind == "adadelta":
         return torch.optim.Adadelta(params, lr=lr, weight_decay=wd)
-    if kind == "sgd":
-        return torch.optim.SGD(params, lr=lr, momentum=0.9, weight_decay=wd)
+    if kind in ("sgd", "nesterov"):
+        return torch.optim.SGD(
+            params, lr=lr, momentum=0.9, weight_decay=wd, nesterov=kind == "nesterov"
+        )
     if kind == "adam":
         return torch.optim.Adam(params, lr=lr, weight_decay=wd)
     return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
@@ -31,7 +34,7 @@ def test_flat_optimizer_follows_torch_optim_step_for_step(kind, weight_decay, ba
     torch.manual_seed(0)
     ours, ref = build_mlp(ModelConfig(hidden=(16, 8))), build_mlp(ModelConfig(hidden=(16, 8)))
     ref.load_state_dict(ours.state_dict())
-    lr = {"adadelta": 1.0, "sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}[kind]
+    lr = BASE_LR[kind]
     flat = FlatOptimizer(list(ours.parameters()), kind, lr, weight_decay, backend)
     torch_opt = _torch_optimizer(kind, ref.parameters(), lr, weight_decay)
     lockstep(ours, flat, ref, torch_opt, steps=5)
@@ -134,7 +137,8 @@ def test_the_cpu_kernels_still_work_where_no_cache_folder_is_writable(monkeypatc
     try:
         uncached = importlib.reload(kernels)
         p, g = np.ones(4, np.float32), np.full(4, 0.5, np.float32)
-        uncached.sgd(p, g, np.zeros(4, np.float32), *(np.float32(v) for v in (0.1, 0.9, 0.0)))
+        scalars = (np.float32(v) for v in (0.1, 0.9, 0.0))
+        uncached.sgd(p, g, np.zeros(4, np.float32), *scalars, False)
         assert p.tolist() == pytest.approx([0.95] * 4)
     finally:
         monkeypatch.undo()

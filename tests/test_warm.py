@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from search.run import main
-from search.study.space import parse_space
+from search.study.space import design, parse_space
 from search.study.warm import KNOWN_GOOD, fit_point
 
 from .test_run import args
@@ -20,22 +20,22 @@ def trials(db: Path, name: str) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=name, storage=f"sqlite:///{db}").get_trials()
 
 
-def test_the_baseline_runs_first_with_the_reference_values(tiny_root, tmp_path):
+def test_the_baseline_runs_first_with_the_known_good_values(tiny_root, tmp_path):
     db = tmp_path / "s.db"
     argv = args(tiny_root, db, *SAMPLER, "--n-trials", "2", "--enqueue-baseline")
     assert main(argv) == 0
     first, second = trials(db, "mnist-default-random-e1")
     assert first.user_attrs["warm_start"] == "baseline" and "warm_start" not in second.user_attrs
-    fixed = {
-        k: first.params[k] for k in ("layers", "units", "activation", "optimizer", "lr_factor")
-    }
-    assert fixed == {
-        "layers": 1,
-        "units": 128,
-        "activation": "relu",
-        "optimizer": "adadelta",
+    searched = ("layers", "units", "optimizer", "lr_factor", "dropout", "weight_decay")
+    assert {k: first.params[k] for k in searched} == {
+        "layers": 2,
+        "units": 1024,
+        "optimizer": "adamw",
         "lr_factor": 1.0,
+        "dropout": 0.3,
+        "weight_decay": 0.05,
     }
+    assert first.user_attrs["config"]["train"]["epochs"] == 1  # capped as every trial is
     assert main(argv) == 0  # a rerun queues nothing again
     assert [t.user_attrs.get("warm_start") for t in trials(db, "mnist-default-random-e1")] == [
         "baseline",
@@ -92,7 +92,7 @@ def test_a_warm_start_that_cannot_be_made_is_one_line_and_exit_2(extra, message,
 
 def test_the_baseline_outside_a_space_is_refused_naming_the_parameter(tmp_path, capsys):
     space = tmp_path / "big.toml"
-    space.write_text("[params]\nunits = [512, 1024]\n")
+    space.write_text("[params]\nunits = [512, 2048]\n")
     argv = [
         "--storage",
         f"sqlite:///{tmp_path}/s.db",
@@ -102,22 +102,26 @@ def test_the_baseline_outside_a_space_is_refused_naming_the_parameter(tmp_path, 
         str(space),
     ]
     assert main([*argv, "--enqueue-baseline"]) == 2
-    assert "the baseline's units=128 is outside" in capsys.readouterr().err
+    assert "the baseline's units=1024 is outside" in capsys.readouterr().err
 
 
 def test_a_point_fits_a_space_only_with_every_value_inside_it():
     space = parse_space(
-        "[params]\nlayers = { low = 1, high = 3 }\nlr = { low = 0.1, high = 2.0 }\n"
-        'activation = ["relu", "tanh"]\nloss = "nll"\n',
+        "[params]\nlayers = { low = 1, high = 3 }\nlr_factor = { low = 0.1, high = 2.0 }\n"
+        'activation = ["relu", "tanh"]\nloss = "cross_entropy"\n',
         "test",
     )
     assert fit_point(space, KNOWN_GOOD) == {
-        "layers": 1,
-        "lr": 1.0,
+        "layers": 2,
+        "lr_factor": 1.0,
         "activation": "relu",
-        "loss": "nll",
+        "loss": "cross_entropy",
     }
     assert fit_point(space, {**KNOWN_GOOD, "layers": 4}) is None
     assert fit_point(space, {**KNOWN_GOOD, "layers": 1.5}) is None
     assert fit_point(space, {**KNOWN_GOOD, "activation": "gelu"}) is None
     assert fit_point(space, {**KNOWN_GOOD, "loss": "mse"}) is None
+
+
+def test_the_known_good_configuration_fits_the_default_space():
+    assert fit_point(design("default"), KNOWN_GOOD) is not None

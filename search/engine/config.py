@@ -10,7 +10,8 @@ from search.engine.schedules import Schedule
 from search.errors import UsageError
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "leaky_relu")  # built by search.engine.model
-OPTIMIZERS = ("adadelta", "sgd", "adam", "adamw")  # update rules of search.engine.optim
+# The update rules of search.engine.optim; nesterov is SGD with Nesterov momentum.
+OPTIMIZERS = ("adadelta", "sgd", "nesterov", "adam", "adamw")
 LOSSES = ("nll", "cross_entropy", "mse", "mse_logprob")  # defined in search.engine.steps
 
 
@@ -49,6 +50,9 @@ class TrainConfig:
     seed: int = 1  # weight initialisation, dropout and the batch order
     log_every: int = 40  # batches per point of the training-loss curve (the reference's 40)
     eval_batch: int = 1000  # the reference's test batch
+    # Evaluate validation and test after every epoch (for charts and pruners); a final run
+    # (search.final) has no validation set and reads the test set once, after its last epoch.
+    every_epoch: bool = True
     fused: bool = True  # use the hand-written step (search.engine.fused) where it can
     cuda_graph: bool = True  # on CUDA, replay the fused step as a captured graph
 

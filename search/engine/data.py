@@ -54,7 +54,7 @@ class DataConfig:
             raise UsageError(
                 f"--dataset: expected one of {', '.join(DATASETS)}, got {self.dataset!r}"
             )
-        if self.val_size < 1:
+        if self.val_size < 0:  # 0 only for a final run, which trains on every image
             raise UsageError(f"--val-size: expected a positive count, got {self.val_size}")
         if self.train_limit is not None and self.train_limit < 1:
             raise UsageError(f"--train-limit: expected a positive count, got {self.train_limit}")
@@ -155,7 +155,7 @@ def load(cfg: DataConfig, device: torch.device | str = "cpu") -> Splits:
         )
 
     def norm(images: torch.Tensor) -> torch.Tensor:
-        x = images.reshape(len(images), -1).to(torch.float32).div_(255.0)
+        x = images.reshape(len(images), IMAGE_SIDE * IMAGE_SIDE).to(torch.float32).div_(255.0)
         return x.sub_(mean).div_(std).to(device)
 
     perm = torch.randperm(len(train_img), generator=torch.Generator().manual_seed(cfg.seed))

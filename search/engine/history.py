@@ -27,10 +27,21 @@ class EpochRecord:
         return cls(**{f.name: row[f.name] for f in fields(cls)})
 
 
-def best_epoch(history: Iterable[EpochRecord]) -> EpochRecord | None:
-    """The epoch a run is judged by: the highest validation accuracy, the earliest on ties.
+# How a run is judged: "last", its last epoch (what the kept model scores), or "best", the
+# epoch of highest validation accuracy, the earliest on ties (the reference's rule, which picks
+# an epoch after the fact, as early stopping would).
+JUDGES = ("last", "best")
+
+
+def judged_epoch(history: Iterable[EpochRecord], judge: str) -> EpochRecord | None:
+    """The epoch a run is judged by (None before its first).
 
     Selection never looks at the test set; the test accuracy reported for a run is this
     epoch's.
     """
-    return max(history, key=lambda r: (r.val_acc, -r.epoch), default=None)
+    if judge not in JUDGES:
+        raise ValueError(f"judge: expected one of {', '.join(JUDGES)}, got {judge!r}")
+    records = list(history)
+    if judge == "last":
+        return records[-1] if records else None
+    return max(records, key=lambda r: (r.val_acc, -r.epoch), default=None)

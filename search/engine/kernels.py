@@ -37,11 +37,13 @@ def adadelta(p, g, square_avg, acc_delta, lr, rho, eps, weight_decay):  # pragma
 
 
 @_jit
-def sgd(p, g, buf, lr, momentum, weight_decay):  # pragma: no cover
+def sgd(p, g, buf, lr, momentum, weight_decay, nesterov):  # pragma: no cover
+    """Heavy-ball momentum, or Nesterov's (the step looks ahead along the new buffer)."""
     for i in range(p.shape[0]):
-        b = momentum * buf[i] + (g[i] + weight_decay * p[i])
+        gi = g[i] + weight_decay * p[i]
+        b = momentum * buf[i] + gi
         buf[i] = b
-        p[i] -= lr * b
+        p[i] -= lr * (gi + momentum * b if nesterov else b)
 
 
 @_jit

@@ -10,8 +10,8 @@ on other devices it is a handful of in-place tensor operations with no host sync
 Weight matrices are stored transposed (column-major): ``x @ W.t()`` then reads contiguous
 memory, and the weight gradient ``g.t() @ x`` is written by the faster of the two BLAS
 layouts (about 2x on the CPU here). The arithmetic is exactly ``torch.optim``'s (Adadelta, SGD
-with momentum, Adam, AdamW with their default betas and epsilons); ``tests/test_train.py``
-checks that they agree.
+with momentum, plain or Nesterov's, Adam, AdamW with their default betas and epsilons);
+``tests/test_train.py`` checks that they agree.
 
 A learning-rate schedule comes as the rate of every step (search.engine.schedules): the
 compiled loop reads the step's entry, and the tensor-operation rules pick it on the device by
@@ -140,8 +140,8 @@ class FlatOptimizer:
         p, g, s0, s1 = arrays
         if self.kind == "adadelta":
             k.adadelta(p, g, s0, s1, lr, self._rho32, self._eps32, wd)
-        elif self.kind == "sgd":
-            k.sgd(p, g, s0, lr, self._momentum32, wd)
+        elif self.kind in ("sgd", "nesterov"):
+            k.sgd(p, g, s0, lr, self._momentum32, wd, self.kind == "nesterov")
         else:
             beta1, beta2 = ADAM_BETAS
             decoupled = self.kind == "adamw"
@@ -167,6 +167,13 @@ class FlatOptimizer:
             g.add_(p, alpha=self.weight_decay)
         buf.mul_(SGD_MOMENTUM).add_(g)  # first step: 0 * momentum + g, as torch.optim's clone
         self._descend(p, buf)
+
+    def _nesterov(self, p, g, buf, _unused, step, _tmp2) -> None:
+        if self.weight_decay:
+            g.add_(p, alpha=self.weight_decay)
+        buf.mul_(SGD_MOMENTUM).add_(g)
+        torch.add(g, buf, alpha=SGD_MOMENTUM, out=step)  # torch.optim's g + momentum * buf
+        self._descend(p, step)
 
     def _adam(self, p, g, exp_avg, exp_avg_sq, denom, tmp, decoupled: bool = False) -> None:
         beta1, beta2 = ADAM_BETAS

@@ -20,7 +20,7 @@ from torch import nn
 from search.engine import graphs
 from search.engine.config import ModelConfig, TrainConfig
 from search.engine.data import Splits
-from search.engine.history import EpochRecord, best_epoch
+from search.engine.history import EpochRecord, judged_epoch
 from search.engine.model import build_mlp, count_parameters
 from search.engine.optim import FlatOptimizer
 from search.engine.steps import Step, loss_fn, make_step
@@ -38,19 +38,18 @@ class TrainResult:
     seconds: float = 0.0  # wall time of the whole fit, evaluation included
     model: nn.Module | None = None
 
-    @property
-    def best(self) -> EpochRecord | None:
-        """The epoch this run is judged by (search.engine.history.best_epoch)."""
-        return best_epoch(self.history)
+    def judged(self, judge: str) -> EpochRecord | None:
+        """The epoch this run is judged by (search.engine.history.judged_epoch)."""
+        return judged_epoch(self.history, judge)
 
     def save_weights(self, path: Path) -> None:
         """The trained model's weights, as ``torch.save`` writes a state dict."""
         assert self.model is not None
         torch.save(self.model.state_dict(), path)
 
-    def to_attrs(self) -> dict[str, object]:
+    def to_attrs(self, judge: str) -> dict[str, object]:
         """JSON-serialisable figures, enough to redraw every chart of this run."""
-        best = self.best
+        judged = self.judged(judge)
         return {
             "history": [asdict(r) for r in self.history],
             "train_curve": [list(p) for p in self.curve],
@@ -60,8 +59,9 @@ class TrainResult:
             **({"peak_gpu_mib": round(self.peak_gpu_mib, 1)} if self.peak_gpu_mib else {}),
             "n_params": self.n_params,
             "seconds": round(self.seconds, 3),
-            "best_epoch": best.epoch if best else None,
-            "test_acc_at_best": best.test_acc if best else None,
+            "judge": judge,
+            "judged_epoch": judged.epoch if judged else None,
+            "test_acc_judged": judged.test_acc if judged else None,
             "test_acc_final": self.history[-1].test_acc if self.history else None,
         }
 
@@ -155,8 +155,13 @@ def fit(
         if not all(math.isfinite(v) for v in values):
             result.outcome = "diverged"
             break
-        val_loss, val_acc = evaluate(model, data.val_x, data.val_y, cfg.loss, cfg.eval_batch)
-        test_loss, test_acc = evaluate(model, data.test_x, data.test_y, cfg.loss, cfg.eval_batch)
+        val_loss = val_acc = test_loss = test_acc = math.nan  # not measured this epoch
+        if cfg.every_epoch:
+            val_loss, val_acc = evaluate(model, data.val_x, data.val_y, cfg.loss, cfg.eval_batch)
+        if cfg.every_epoch or epoch == cfg.epochs:
+            test_loss, test_acc = evaluate(
+                model, data.test_x, data.test_y, cfg.loss, cfg.eval_batch
+            )
         record = EpochRecord(
             epoch,
             sum(values) / len(values),

@@ -27,6 +27,7 @@ class ObjectiveConfig:
     seed: int = 1
     max_epochs: int | None = None  # caps every trial's epochs
     objectives: tuple[str, ...] = ("accuracy",)
+    judge: str = "last"  # which epoch's validation accuracy is the objective (history.JUDGES)
 
     @property
     def directions(self) -> list[str]:
@@ -65,7 +66,8 @@ class Objective:
             return single and rec.epoch < train_cfg.epochs and trial.should_prune()
 
         result = fit(model_cfg, train_cfg, self.data, on_epoch)
-        for key, value in {**result.to_attrs(), "device": str(self.data.device)}.items():
+        attrs = {**result.to_attrs(self.cfg.judge), "device": str(self.data.device)}
+        for key, value in attrs.items():
             trial.set_user_attr(key, value)
         if self.after_fit is not None:
             self.after_fit(trial, result)
@@ -78,10 +80,10 @@ class Objective:
             return Outcome(
                 TrialState.PRUNED, None, f"pruned after epoch {result.history[-1].epoch}"
             )
-        best = result.best
-        assert best is not None  # a completed run has at least one epoch
+        judged = result.judged(self.cfg.judge)
+        assert judged is not None  # a completed run has at least one epoch
         measured = {
-            "accuracy": best.val_acc,
+            "accuracy": judged.val_acc,
             "seconds": result.seconds,
             "params": float(result.n_params),
         }

@@ -41,21 +41,33 @@ SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
 MULTI_OBJECTIVE = ("nsga2", "tpe", "random")  # samplers that handle several objectives
 # The packages each sampler needs beyond Optuna: the ``samplers`` extra of pyproject.toml.
 NEEDS = {"gp": "scipy", "qmc": "scipy", "cmaes": "cmaes"}
-PRUNER_HORIZON = 25  # epochs Hyperband plans for without --max-epochs: the reference's most
+# A pruner compares trials after their first fifth of the epochs at the earliest: with a
+# warm-up and a decaying rate, the first epochs reward fast starters, not good finishers.
+PRUNER_FIRST_SHARE = 5
 
-# Pruners read the validation accuracy each epoch reports; max_epochs bounds Hyperband.
+
+def first_rung(horizon: int) -> int:
+    """The epoch at which a pruner of a study of ``horizon`` epochs first compares trials."""
+    return max(1, horizon // PRUNER_FIRST_SHARE)
+
+
+# Pruners read the validation accuracy each epoch reports. Each is made for a horizon: the most
+# epochs a trial of the study runs (Hyperband's maximum resource).
 PRUNERS: dict[str, Callable[[int], optuna.pruners.BasePruner]] = {
-    "none": lambda max_epochs: optuna.pruners.NopPruner(),
-    "median": lambda max_epochs: optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1),
-    "hyperband": lambda max_epochs: optuna.pruners.HyperbandPruner(
-        min_resource=1, max_resource=max_epochs, reduction_factor=3
+    "none": lambda horizon: optuna.pruners.NopPruner(),
+    "median": lambda horizon: optuna.pruners.MedianPruner(
+        n_startup_trials=5, n_warmup_steps=first_rung(horizon)
     ),
-    "sha": lambda max_epochs: optuna.pruners.SuccessiveHalvingPruner(
-        min_resource=1, reduction_factor=3
+    "hyperband": lambda horizon: optuna.pruners.HyperbandPruner(
+        min_resource=first_rung(horizon), max_resource=horizon, reduction_factor=3
     ),
-    "patient": lambda max_epochs: _quiet(
+    "sha": lambda horizon: optuna.pruners.SuccessiveHalvingPruner(
+        min_resource=first_rung(horizon), reduction_factor=3
+    ),
+    "patient": lambda horizon: _quiet(
         lambda: optuna.pruners.PatientPruner(
-            optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=1), patience=2
+            optuna.pruners.MedianPruner(n_startup_trials=5, n_warmup_steps=first_rung(horizon)),
+            patience=2,
         )
     ),
 }
@@ -81,8 +93,8 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
     return SAMPLERS[name](seed)
 
 
-def make_pruner(name: str, max_epochs: int | None) -> optuna.pruners.BasePruner:
-    """The pruner ``name``; ``max_epochs`` (the study's cap, if any) bounds Hyperband."""
+def make_pruner(name: str, horizon: int) -> optuna.pruners.BasePruner:
+    """The pruner ``name`` for trials of at most ``horizon`` epochs."""
     if name not in PRUNERS:
         raise UsageError(f"--pruner: expected one of {', '.join(PRUNERS)}, got {name!r}")
-    return PRUNERS[name](max_epochs or PRUNER_HORIZON)
+    return PRUNERS[name](horizon)

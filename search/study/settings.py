@@ -32,6 +32,12 @@ OBJECTIVES = {"accuracy": "maximize", "seconds": "minimize", "params": "minimize
 METRIC_NAMES = {"accuracy": "val_accuracy", "seconds": "train_seconds", "params": "n_params"}
 
 
+def default_judge(sampler: str) -> str:
+    """A grid keeps the reference's best epoch, so its table stays the reference's; a search
+    is judged by its last epoch, the one the kept model scores (a schedule ends there)."""
+    return "best" if sampler == "grid" else "last"
+
+
 @dataclass(frozen=True)
 class StudySettings:
     """What makes results comparable; a study is only ever resumed with the same settings."""
@@ -45,6 +51,13 @@ class StudySettings:
     max_epochs: int | None
     train_limit: int | None
     val_size: int
+    # Added later: a study stored without them was run with these values.
+    epochs: int | None = None  # every trial's epochs (--epochs); None: the space's own
+    judge_epoch: str = "best"  # which epoch's validation accuracy is the objective
+
+    @classmethod
+    def from_attr(cls, stored: dict) -> StudySettings:
+        return cls(**{**stored, "objectives": tuple(stored["objectives"])})
 
     def default_name(self) -> str:
         parts = [self.dataset, self.space]
@@ -52,6 +65,8 @@ class StudySettings:
             parts.append(self.sampler)
         if len(self.objectives) > 1:
             parts.append("-".join(self.objectives[1:]))
+        if self.epochs is not None:
+            parts.append(f"ep{self.epochs}")
         if self.max_epochs is not None:
             parts.append(f"e{self.max_epochs}")
         if self.train_limit is not None:
@@ -62,12 +77,12 @@ class StudySettings:
         return {**asdict(self), "objectives": list(self.objectives)}
 
     def search(
-        self, worker_id: int | None = None
+        self, space: Space, worker_id: int | None = None
     ) -> tuple[optuna.samplers.BaseSampler, optuna.pruners.BasePruner]:
-        """The seeded sampler and the pruner; each worker seeds its sampler apart, or they
-        would all suggest the same points."""
+        """The seeded sampler, and the pruner for the space's trials; each worker seeds its
+        sampler apart, or they would all suggest the same points."""
         sampler = make_sampler(self.sampler, self.seed + (worker_id or 0))
-        return sampler, make_pruner(self.pruner, self.max_epochs)
+        return sampler, make_pruner(self.pruner, space.horizon(self.max_epochs))
 
 
 def parse_objectives(text: str) -> tuple[str, ...]:
@@ -81,14 +96,17 @@ def parse_objectives(text: str) -> tuple[str, ...]:
     return names
 
 
-def shape_space(space: Space, sampler: str, max_epochs: int | None, where: str) -> Space:
-    """A grid of its points for ``grid``, its ranges for other samplers, epochs capped."""
-    space = space.as_grid(where) if sampler == "grid" else space.without_grid()
-    return space.capped(max_epochs)
+def shape_space(space: Space, settings: StudySettings, where: str) -> Space:
+    """A grid of its points for ``grid``, its ranges for other samplers; the study's epochs."""
+    grid = settings.sampler == "grid"
+    space = space.as_grid(where) if grid else space.without_grid().with_epochs(settings.epochs)
+    if settings.epochs is not None:
+        space.check_warmup(f"--epochs {settings.epochs}")
+    return space.capped(settings.max_epochs)
 
 
 def resolve_space(
-    sampler: str, design_name: str | None, space_file: str | None, max_epochs: int | None
+    settings: StudySettings, design_name: str | None, space_file: str | None
 ) -> Space:
     """The space a command means: a file, a built-in design, or the default for its sampler."""
     if design_name and space_file:
@@ -96,8 +114,8 @@ def resolve_space(
     if space_file:
         space = load_space(space_file)
     else:
-        space = design(design_name or ("ofat" if sampler == "grid" else "default"))
-    return shape_space(space, sampler, max_epochs, f"--sampler grid with space {space.name!r}")
+        space = design(design_name or ("ofat" if settings.sampler == "grid" else "default"))
+    return shape_space(space, settings, f"--sampler grid with space {space.name!r}")
 
 
 def command_line(prog: str, argv: Sequence[str]) -> str:
@@ -138,7 +156,7 @@ def open_study(
     """
     storage = open_storage(storage_url)
     name = name or settings.default_name()
-    sampler, pruner = settings.search()
+    sampler, pruner = settings.search(space)
     study = optuna.create_study(
         storage=storage,
         study_name=name,
@@ -148,6 +166,8 @@ def open_study(
         pruner=pruner,
     )
     stored = study.user_attrs.get("settings")
+    if stored is not None:  # the values of settings added since it was made
+        stored = StudySettings.from_attr(stored).to_attr()
     if stored is None:
         study.set_user_attr("settings", settings.to_attr())
         study.set_user_attr("space_toml", space.source)
@@ -179,7 +199,7 @@ def stored_settings(study: optuna.Study) -> StudySettings:
         raise SearchError(
             f"study {study.study_name!r} was not made by search.run; a worker cannot join it"
         )
-    return StudySettings(**{**s, "objectives": tuple(s["objectives"])})
+    return StudySettings.from_attr(s)
 
 
 def stored_space(study: optuna.Study) -> Space:
@@ -192,7 +212,7 @@ def stored_space(study: optuna.Study) -> Space:
     s = study.user_attrs.get("settings")
     if not s:
         return space
-    return shape_space(space, s["sampler"], s["max_epochs"], "the stored space")
+    return shape_space(space, StudySettings.from_attr(s), "the stored space")
 
 
 def stored_budget(study: optuna.Study) -> RunnerConfig:

@@ -99,6 +99,39 @@ class Space:
         clipped = replace(epochs, low=min(epochs.low, max_epochs), high=max_epochs)
         return replace(self, params={**self.params, "epochs": clipped})
 
+    def with_epochs(self, epochs: int | None) -> Space:
+        """Every trial trains ``epochs`` epochs (the study's ``--epochs``), whatever the file
+        says; None leaves the space's own epochs."""
+        if epochs is None:
+            return self
+        return replace(self, params={**self.params, "epochs": Fixed(epochs)})
+
+    def check_warmup(self, where: str) -> None:
+        """A warm-up must end before the shortest run of the space does."""
+        warm = self.params.get("warmup_epochs")
+        if warm is None:
+            return
+        longest = warm.value if isinstance(warm, Fixed) else _extreme(warm, max)
+        epochs = self.params.get("epochs", Fixed(self.baseline["epochs"]))
+        shortest = epochs.value if isinstance(epochs, Fixed) else _extreme(epochs, min)
+        if longest >= shortest:
+            raise UsageError(
+                f"{where}: params.warmup_epochs: up to {longest} is not below the fewest "
+                f"epochs of a run ({shortest}); give fewer warm-up epochs or more epochs"
+            )
+
+    def horizon(self, max_epochs: int | None) -> int:
+        """The most epochs a trial of this space runs: where its schedules end and a pruner's
+        maximum resource. A space without epochs runs the baseline's."""
+        p = self.params.get("epochs", Fixed(self.baseline["epochs"]))
+        if self.points:
+            high = max(int(point.get("epochs", self.baseline["epochs"])) for point in self.points)
+        elif isinstance(p, Fixed):
+            high = int(p.value)
+        else:
+            high = int(max(p.values) if isinstance(p, Choice) else p.high)
+        return high if max_epochs is None else min(high, max_epochs)
+
     def differs_from_baseline(self, point: dict[str, Any]) -> str:
         diff = [
             f"{k}={v}" for k, v in point.items() if k in self.baseline and self.baseline[k] != v
@@ -106,10 +139,17 @@ class Space:
         return ", ".join(diff) or "baseline"
 
     def describe(self, params: dict[str, Any]) -> str:
-        """What a point is: its changes from the baseline on a grid, else all its values."""
+        """What a point is: its changes from the baseline on a grid, else the values searched
+        (a value the space fixes is the same for every trial)."""
         if self.is_grid:
             return self.differs_from_baseline(params)
-        return ", ".join(f"{k}={_fmt(v)}" for k, v in params.items())
+        fixed = {k for k, p in self.params.items() if isinstance(p, Fixed)}
+        return ", ".join(f"{k}={_fmt(v)}" for k, v in params.items() if k not in fixed)
+
+
+def _extreme(p: Choice | Range, pick: Any) -> Any:
+    """The smallest or largest value (``pick`` = min or max) a choice or range can take."""
+    return pick(p.values) if isinstance(p, Choice) else pick(p.low, p.high)
 
 
 def _param(where: str, name: str, raw: Any) -> Param:
@@ -191,7 +231,9 @@ def parse_space(text: str, where: str, default_name: str = "space") -> Space:
     if grid not in (None, "product", "ofat"):
         raise UsageError(f"{where}: grid: expected 'product' or 'ofat', got {grid!r}")
     points = tuple(_grid(where, grid, params, baseline)) if grid else ()
-    return Space(str(raw.get("name", default_name)), params, points, baseline, text, grid or "")
+    space = Space(str(raw.get("name", default_name)), params, points, baseline, text, grid or "")
+    space.check_warmup(where)
+    return space
 
 
 def design(name: str) -> Space:

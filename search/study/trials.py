@@ -4,13 +4,16 @@ from __future__ import annotations
 
 from optuna.trial import FrozenTrial
 
-from search.engine.history import EpochRecord, best_epoch
+from search.engine import history as run_history
+from search.engine.history import EpochRecord
 from search.study.space import Space
 
 
 def judged_epoch(t: FrozenTrial) -> EpochRecord | None:
-    """The epoch the trial is judged by, from its stored history (None before its first)."""
-    return best_epoch(EpochRecord.from_attr(r) for r in t.user_attrs.get("history") or [])
+    """The epoch the trial is judged by, from its stored history (None before its first), by
+    the rule it was run with (trials from before the rule was recorded: the best epoch)."""
+    history = (EpochRecord.from_attr(r) for r in t.user_attrs.get("history") or [])
+    return run_history.judged_epoch(history, t.user_attrs.get("judge", "best"))
 
 
 def note_of(t: FrozenTrial) -> str:

@@ -23,7 +23,8 @@ REGULARIZATIONS = ("none", "l1", "l2", "dropout")
 # Strength used when a point names a regularization without one: L2 is the reference's planned
 # Adadelta weight decay; L1 multiplies the sum of |w|; dropout is the drop probability.
 DEFAULT_STRENGTH = {"none": 0.0, "l1": 1e-5, "l2": 1e-2, "dropout": 0.2}
-BASE_LR = {"adadelta": 1.0, "sgd": 0.05, "adam": 1e-3, "adamw": 1e-3}  # what lr_factor scales
+# The optimizers' usual rates, which lr_factor scales.
+BASE_LR = {"adadelta": 1.0, "sgd": 0.05, "nesterov": 0.05, "adam": 1e-3, "adamw": 1e-3}
 BASELINE: dict[str, Any] = {
     "layers": 1,
     "activation": "relu",
@@ -84,7 +85,8 @@ def to_configs(
 
     Names a point leaves out take the reference baseline. ``units`` gives every hidden layer
     that width (without it, the reference's sizes for 1, 3 or 5 layers); ``lr_factor``
-    scales the optimizer's usual rate unless ``lr`` is given; ``max_epochs`` caps the epochs.
+    scales the optimizer's usual rate unless ``lr`` is given; ``max_epochs`` caps the epochs
+    (and shortens a warm-up in proportion).
     ``dropout``, ``weight_decay`` and ``l1`` combine; the reference's one-of ``regularization``
     sets the one it names where the point does not give it.
     """
@@ -103,7 +105,10 @@ def to_configs(
         if "lr" in point
         else (BASE_LR[optimizer] * float(point["lr_factor"]) if "lr_factor" in point else p["lr"])
     )
-    epochs = int(p["epochs"]) if max_epochs is None else min(int(p["epochs"]), max_epochs)
+    epochs, warmup = int(p["epochs"]), float(p.get("warmup_epochs", 0.0))
+    if max_epochs is not None and max_epochs < epochs:
+        warmup *= max_epochs / epochs  # a capped run is the whole run shrunk, warm-up included
+        epochs = max_epochs
     named = {"dropout": "dropout", "l1": "l1", "l2": "weight_decay"}
     strengths = {
         k: float(p.get(k, strength if named.get(reg) == k else 0.0)) for k in named.values()
@@ -111,7 +116,7 @@ def to_configs(
     schedule = Schedule(
         kind=p.get("schedule", "constant"),
         gamma=float(p.get("gamma", Schedule.gamma)),
-        warmup_epochs=float(p.get("warmup_epochs", 0.0)),
+        warmup_epochs=warmup,
     )
     model = ModelConfig(
         hidden=hidden,

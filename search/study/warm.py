@@ -1,7 +1,7 @@
 """Warm starts: a search begins from what is already known, so it never starts worse.
 
-``--enqueue-baseline`` queues the reference's baseline (a known-good configuration) as the
-first trial; ``--warm-start STUDY`` queues the best finished points of another study in the
+``--enqueue-baseline`` queues a known-good configuration (a dropout MLP recipe) as the first
+trial; ``--warm-start STUDY`` queues the best finished points of another study in the
 same database. A point is queued with the values the new space can hold; a point with a value
 outside the space is left out, and the caller says how many were. Queued points count toward
 the trial budget and are queued once, however often the command is rerun.
@@ -17,22 +17,28 @@ from optuna.trial import TrialState
 from search.errors import UsageError
 from search.study.space import Choice, Fixed, Param, Range, Space
 from search.study.storage import missing_study
-from search.study.vocabulary import BASELINE
 
 WARM_START_POINTS = 5  # the best finished points of the other study that are queued
-# The reference baseline in the names a sampler's space uses: one hidden layer of 128 units,
-# Adadelta at its usual rate (lr_factor 1), nothing else added.
+# A known-good MLP recipe, inside the default space: two hidden layers of 1,024 with dropout
+# (as Srivastava et al. 2014), AdamW at its usual rate, decaying on a cosine after a warm-up.
+# On 2 cores it scores about 98.7% test after 15-20 epochs (README, "The default space").
 KNOWN_GOOD: dict[str, Any] = {
-    **BASELINE,
-    "units": 128,
-    "optimizer": "adadelta",
+    "layers": 2,
+    "units": 1024,
+    "activation": "relu",
+    "loss": "cross_entropy",
+    "regularization": "none",  # the three strengths below instead
+    "optimizer": "adamw",
     "lr_factor": 1.0,
-    "dropout": 0.0,
-    "input_dropout": 0.0,
-    "weight_decay": 0.0,
+    "schedule": "cosine",
+    "warmup_epochs": 1,
+    "dropout": 0.3,
+    "input_dropout": 0.1,
+    "weight_decay": 0.05,
     "l1": 0.0,
-    "label_smoothing": 0.0,
-    "schedule": "constant",
+    "label_smoothing": 0.1,
+    "batch_size": 128,
+    "epochs": 15,
 }
 
 
@@ -57,10 +63,11 @@ def fit_point(space: Space, point: dict[str, Any]) -> dict[str, Any] | None:
 
 
 def enqueue_baseline(study: optuna.Study, space: Space) -> None:
-    baseline = dict(KNOWN_GOOD)
+    # The epochs are the study's: a space that fixes them (--epochs) gives the baseline its own.
+    baseline = {k: v for k, v in KNOWN_GOOD.items() if k != "epochs"}
     epochs = space.params.get("epochs")
     if isinstance(epochs, Range):  # --max-epochs caps the baseline as it caps every trial
-        baseline["epochs"] = min(baseline["epochs"], int(epochs.high))
+        baseline["epochs"] = min(KNOWN_GOOD["epochs"], int(epochs.high))
     point = fit_point(space, baseline)
     if point is None:
         name = next(

@@ -76,9 +76,8 @@ class WorkerSpec:
 
     @property
     def objective(self) -> ObjectiveConfig:
-        return ObjectiveConfig(
-            self.settings.seed, self.settings.max_epochs, self.settings.objectives
-        )
+        s = self.settings
+        return ObjectiveConfig(s.seed, s.max_epochs, s.objectives, s.judge_epoch)
 
 
 def spec_from_study(study: optuna.Study, storage: str, host: HostOptions) -> WorkerSpec:
@@ -95,7 +94,7 @@ def spec_from_study(study: optuna.Study, storage: str, host: HostOptions) -> Wor
 
 def open_as_worker(spec: WorkerSpec) -> optuna.Study:
     study = load_existing_study(spec.storage, spec.study_name)
-    study.sampler, study.pruner = spec.settings.search(spec.host.worker_id)
+    study.sampler, study.pruner = spec.settings.search(spec.space, spec.host.worker_id)
     return study
 
 

@@ -1,8 +1,9 @@
 """Keeps optuna-dashboard's view of a running study complete, trial by trial.
 
 After each trial: its learning curve as a CSV artifact, the model weights of every new best
-trial as an artifact, a study note (what was run, the command that reproduces it, progress and
-the current best) and, for an ofat study, the reference's figures as dashboard graph objects.
+trial as an artifact, a study note (what was run, the command that reproduces it, progress,
+the current best and the final models of ``search.final``) and, for an ofat study, the
+reference's figures as dashboard graph objects.
 Artifacts live in a ``FileSystemArtifactStore`` beside the SQLite file (``study_db/artifacts``).
 """
 
@@ -23,6 +24,7 @@ from search.study.queries import state_counts
 from search.study.space import Space
 from search.study.trials import judged_epoch, pct
 from search.views.figures import factor_effects, factor_figure, factor_panels, overview_figure
+from search.views.summary import format_final
 
 if TYPE_CHECKING:  # the worker hands over the result; this module itself imports no torch
     from search.engine.train import TrainResult
@@ -74,11 +76,11 @@ class Publisher:
                 writer.writeheader()
                 writer.writerows(rows)
             self._upload(trial, path, "text/csv")
-            best = result.best
+            judged = result.judged(trial.user_attrs.get("judge", "best"))
             if (
                 result.outcome == "completed"
-                and best
-                and best.val_acc > max(_values(self.study), default=float("-inf"))
+                and judged
+                and judged.val_acc > max(_values(self.study), default=float("-inf"))
             ):
                 weights = Path(tmp) / f"trial-{trial.number}-weights.pt"
                 result.save_weights(weights)
@@ -93,7 +95,7 @@ class Publisher:
     def after_trial(self, frozen: optuna.trial.FrozenTrial) -> None:
         from optuna_dashboard import save_note, save_plotly_graph_object
 
-        save_note(self.study, self.note())
+        save_note(self.study, study_note(self.study))
         if self.space.grid != "ofat":
             return
         panels = factor_panels(self.study, self.space)
@@ -106,27 +108,37 @@ class Publisher:
                     self.study, factor_figure(factor, entries), graph_object_id=f"ofat-{factor}"
                 )
 
-    def note(self) -> str:
-        s = self.study
-        states = state_counts(s)
-        settings = s.user_attrs.get("settings", {})
-        lines = [
-            f"## {s.study_name}",
-            "What was run: " + ", ".join(f"{k} {v}" for k, v in settings.items()),
+
+def study_note(s: optuna.Study) -> str:
+    """The dashboard's note: what was run, how to reproduce it, the best so far, final models."""
+    states = state_counts(s)
+    settings = s.user_attrs.get("settings", {})
+    lines = [
+        f"## {s.study_name}",
+        "What was run: " + ", ".join(f"{k} {v}" for k, v in settings.items()),
+        "",
+        f"Reproduce: `{s.user_attrs.get('command', 'python -m search.run')}`",
+        "",
+        "Trials: " + ", ".join(f"{n} {k.lower()}" for k, n in sorted(states.items())),
+    ]
+    done = s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if done:
+        best = max(done, key=lambda t: t.values[0])
+        params = ", ".join(f"{k}={v}" for k, v in best.params.items())
+        epoch = judged_epoch(best)
+        lines += [
             "",
-            f"Reproduce: `{s.user_attrs.get('command', 'python -m search.run')}`",
-            "",
-            "Trials: " + ", ".join(f"{n} {k.lower()}" for k, n in sorted(states.items())),
+            f"Current best: trial {best.number}, validation accuracy "
+            f"{pct(best.values[0])}, test accuracy "
+            f"{pct(epoch.test_acc if epoch else None)} ({params})",
         ]
-        done = s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-        if done:
-            best = max(done, key=lambda t: t.values[0])
-            params = ", ".join(f"{k}={v}" for k, v in best.params.items())
-            epoch = judged_epoch(best)
-            lines += [
-                "",
-                f"Current best: trial {best.number}, validation accuracy "
-                f"{pct(best.values[0])}, test accuracy "
-                f"{pct(epoch.test_acc if epoch else None)} ({params})",
-            ]
-        return "\n".join(lines) + "\n"
+    final = s.user_attrs.get("final")
+    if final and final.get("configs"):
+        lines += [
+            "",
+            "Final models (`python -m search.final`):",
+            "```",
+            format_final(final),
+            "```",
+        ]
+    return "\n".join(lines) + "\n"

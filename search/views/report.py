@@ -23,7 +23,7 @@ from search.errors import SearchError
 from search.study.settings import stored_space
 from search.study.space import point_key
 from search.views.figures import factor_effects, factor_figure, factor_panels, overview_figure
-from search.views.summary import rows_for_trials
+from search.views.summary import final_rows, format_final, rows_for_trials
 
 PNG = "kaleido"  # the package Plotly needs to write PNG copies
 
@@ -46,8 +46,9 @@ def summary_table(study: optuna.Study) -> list[dict]:
                 "trial": t.number,
                 "state": t.state.name,
                 **{n: t.params.get(n, "") for n in names},
-                "best_val_acc": row["val_acc"],
+                "val_acc": row["val_acc"],  # at the judged epoch (last, or best for a grid)
                 "test_acc": row["test_acc"],
+                "judged_epoch": row["judge"],
                 "seconds": row["seconds"],
                 "same_point_as": " ".join(others) if runs[key] > 1 else "",
             }
@@ -144,17 +145,32 @@ def write_report(study: optuna.Study, out: Path) -> list[Path]:
         written.append(path)
         links.append(f'<li><a href="{path.name}">{html.escape(title)}</a></li>')
     rows = summary_table(study)
-    with open(out / "summary.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(rows)
+    _write_csv(out / "summary.csv", rows)
     md = ["| " + " | ".join(rows[0]) + " |", "|" + "---|" * len(rows[0])]
     md += ["| " + " | ".join("" if v is None else str(v) for v in r.values()) + " |" for r in rows]
     (out / "summary.md").write_text("\n".join(md) + "\n")
+    final = study.user_attrs.get("final")
+    tables = [out / "summary.csv", out / "summary.md"]
+    if final:
+        _write_csv(out / "final.csv", final_rows(final))
+        tables.append(out / "final.csv")
     (out / "index.html").write_text(
         f"<!doctype html><meta charset='utf-8'><title>{html.escape(study.study_name)}</title>"
         f"<h1>Study {html.escape(study.study_name)}</h1><p>{len(rows)} trials; "
-        "<a href='summary.csv'>summary.csv</a>, <a href='summary.md'>summary.md</a></p>"
-        f"<ul>{''.join(links)}</ul>\n"
+        + ", ".join(f"<a href='{p.name}'>{p.name}</a>" for p in tables)
+        + "</p>"
+        + (f"<h2>Final models</h2><pre>{html.escape(format_final(final))}</pre>" if final else "")
+        + f"<ul>{''.join(links)}</ul>\n"
     )
-    return [*written, out / "summary.csv", out / "summary.md", out / "index.html"]
+    return [*written, *tables, out / "index.html"]
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    """Rows as CSV; a list (the final step's accuracy per seed) as one space-separated cell."""
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        for r in rows:
+            writer.writerow(
+                {k: " ".join(map(str, v)) if isinstance(v, list) else v for k, v in r.items()}
+            )

@@ -32,6 +32,7 @@ def rows_for_trials(trials: list[FrozenTrial], space: Space) -> list[dict[str, A
                 "n_params": t.user_attrs.get("n_params"),
                 "state": t.state.name,
                 "note": note_of(t),
+                "judge": t.user_attrs.get("judge", "best"),
             }
         )
     return rows
@@ -58,7 +59,9 @@ def format_table(
     rows: list[dict[str, Any]], label: str = "parameters", extra: str | None = None
 ) -> str:
     """Rows as aligned text; ``extra="params"`` adds the parameter count column."""
-    header = ["trial", label, "best val acc", "test acc", "seconds", "state"]
+    judges = {r["judge"] for r in rows}
+    val = f"{judges.pop()} val acc" if len(judges) == 1 else "val acc"  # the epoch judged
+    header = ["trial", label, val, "test acc", "seconds", "state"]
     if extra == "params":
         header.insert(5, "params")
     body = []
@@ -90,3 +93,44 @@ def study_summary(study: optuna.Study, space: Space, objectives: tuple[str, ...]
         table = format_table(pareto_rows(study, space), label, extra=objectives[1])
         return f"Pareto front ({', '.join(objectives)}):\n{table}"
     return format_table(summary_rows(study, space), label)
+
+
+def final_rows(record: dict) -> list[dict[str, Any]]:
+    """The final step's configurations (``search.final``), as recorded, in rank order."""
+    return [
+        {
+            "rank": rank,
+            "trial": c["trial"],
+            "val_acc": c["val_accuracy"],
+            "test_mean": c["mean"],
+            "test_std": c["std"],
+            "test_accs": c["test_acc"],
+            "seconds": c["seconds"],
+        }
+        for rank, c in enumerate(record.get("configs", []), start=1)
+    ]
+
+
+def format_final(record: dict) -> str:
+    """The final step as text: one line per configuration, then where the weights are."""
+    rows = final_rows(record)
+    seeds = len(rows[0]["test_accs"]) if rows else 0
+    lines = [
+        f"final: the {len(rows)} best configurations by validation accuracy, {seeds} seeds "
+        f"each, trained on {record.get('train_images', 'all')} training images; test read once "
+        "per model"
+    ]
+    for r in rows:
+        spread = "" if r["test_std"] is None else f" ± {r['test_std']:.2%}"
+        each = " ".join(pct(a) for a in r["test_accs"])
+        lines.append(
+            f"  {r['rank']}. trial {r['trial']}: val {pct(r['val_acc'])}, test "
+            f"{pct(r['test_mean'])}{spread} (seeds: {each}; {r['seconds']:.0f} s)"
+        )
+    weights = record.get("weights")
+    if weights:
+        lines.append(
+            f"weights of trial {weights['trial']} (seed {weights['seed']}): artifact "
+            f"{weights['artifact_id']} at {weights['path']} ({weights['format']})"
+        )
+    return "\n".join(lines)
