@@ -12,14 +12,14 @@ import sys
 import optuna
 
 from search.cli import Parser, guarded
-from search.study.storage import DEFAULT_STORAGE, load_existing_study
+from search.study.storage import default_storage, load_existing_study, storage_help
 from search.views.best import best_trial, to_toml
 
 
 def main(argv: list[str] | None = None) -> int:
     p = Parser(prog="python -m search.best", description=__doc__.splitlines()[0])
     p.add_argument("--study-name", required=True)
-    p.add_argument("--storage", default=DEFAULT_STORAGE)
+    p.add_argument("--storage", default=default_storage(), help=storage_help())
     args = p.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 

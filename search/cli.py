@@ -5,13 +5,12 @@ turns a ``SearchError`` into one line and its exit code (a traceback only with `
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-from search.errors import SearchError
-
-EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
+from search.errors import SearchError, exit_code_of, stop_on_sigterm
 
 
 def positive_int(text: str) -> int:
@@ -45,7 +44,8 @@ class Parser(argparse.ArgumentParser):
 
 def guarded(body: Callable[[], int], debug: bool, interrupted: str = "interrupted") -> int:
     """Run an entry point's body and return its exit code: a ``SearchError`` is one line on
-    stderr and its own code, Ctrl-C is ``interrupted`` and 130."""
+    stderr and its own code; Ctrl-C and SIGTERM are ``interrupted`` and 130 or 143."""
+    previous = stop_on_sigterm()
     try:
         return body()
     except SearchError as e:
@@ -53,8 +53,11 @@ def guarded(body: Callable[[], int], debug: bool, interrupted: str = "interrupte
             raise
         print(f"error: {e}", file=sys.stderr)
         return e.exit_code
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         if debug:
             raise
         print(interrupted, file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return exit_code_of(stop)
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)

@@ -16,7 +16,7 @@ import optuna
 
 from search.cli import Parser, guarded
 from search.errors import SearchError
-from search.study.storage import DEFAULT_STORAGE, artifact_dir_for, open_storage
+from search.study.storage import artifact_dir_for, default_storage, open_storage, storage_help
 from search.views.dashboard import LOCAL_HOSTS, dashboard_server
 
 
@@ -28,7 +28,7 @@ def port_number(text: str) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     p = Parser(prog="python -m search.dashboard", description=__doc__.splitlines()[0])
-    p.add_argument("--storage", default=DEFAULT_STORAGE)
+    p.add_argument("--storage", default=default_storage(), help=storage_help())
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=port_number, default=8080, help="0: any free port")
     p.add_argument(

@@ -23,7 +23,13 @@ from search.engine.device import DEVICES, resolve_device
 from search.study.final import FinalConfig, finalize
 from search.study.pool import default_workers
 from search.study.settings import command_line
-from search.study.storage import DEFAULT_STORAGE, artifact_dir_for, load_existing_study
+from search.study.storage import (
+    artifact_dir_for,
+    default_storage,
+    display_url,
+    load_existing_study,
+    storage_help,
+)
 from search.views.publish import study_note
 from search.views.summary import format_final
 
@@ -32,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = Parser(prog="python -m search.final", description=__doc__.splitlines()[0])
     p.add_argument("--study-name", required=True)
-    p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"default: {DEFAULT_STORAGE}")
+    p.add_argument("--storage", default=default_storage(), help=storage_help())
     p.add_argument("--top", type=positive_int, default=FinalConfig.top, help="configurations")
     p.add_argument("--seeds", type=positive_int, default=FinalConfig.seeds, help="per config")
     p.add_argument(
@@ -62,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
         record = finalize(study, cfg, artifacts, command_line("search.final", argv), say)
-        print(f"study {study.study_name} in {args.storage}")
+        print(f"study {study.study_name} in {display_url(args.storage)}")
         print(format_final(record))
         save_note(study, study_note(study))  # the dashboard shows the final models too
         return 0

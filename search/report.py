@@ -16,13 +16,13 @@ from pathlib import Path
 import optuna
 
 from search.cli import Parser, guarded
-from search.study.storage import DEFAULT_STORAGE, load_existing_study
-from search.views.report import PNG, write_report
+from search.study.storage import default_storage, load_existing_study, storage_help
+from search.views.report import PNG, folder_name, write_report
 
 
 def report(args: argparse.Namespace) -> int:
     study = load_existing_study(args.storage, args.study_name)
-    out = Path(args.out or Path("reports") / args.study_name)
+    out = Path(args.out or Path("reports") / folder_name(args.study_name))
     files = write_report(study, out)
     if importlib.util.find_spec(PNG) is None:
         print(f"PNG copies skipped: install {PNG} (pip install {PNG}) to get them")
@@ -33,8 +33,8 @@ def report(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     p = Parser(prog="python -m search.report", description=__doc__.splitlines()[0])
     p.add_argument("--study-name", required=True)
-    p.add_argument("--storage", default=DEFAULT_STORAGE)
-    p.add_argument("--out", default=None, help="default: reports/STUDY_NAME")
+    p.add_argument("--storage", default=default_storage(), help=storage_help())
+    p.add_argument("--out", default=None, help="default: reports/STUDY_NAME (made safe)")
     args = p.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     return guarded(lambda: report(args), args.debug)

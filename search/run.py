@@ -33,7 +33,7 @@ from search.study.settings import (
     resolve_space,
 )
 from search.study.space import DESIGNS
-from search.study.storage import DEFAULT_STORAGE
+from search.study.storage import default_storage, display_url, storage_help
 from search.study.workers import HostOptions, spec_from_study, work
 from search.views.publish import Publisher
 from search.views.summary import study_summary
@@ -68,7 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--study-name",
         help="default: DATASET-SPACE plus sampler and caps, e.g. mnist-ofat-e1-n2000",
     )
-    p.add_argument("--storage", default=DEFAULT_STORAGE, help=f"default: {DEFAULT_STORAGE}")
+    p.add_argument("--storage", default=default_storage(), help=storage_help())
     p.add_argument("--dataset", choices=list(DATASETS), default=DataConfig.dataset)
     p.add_argument(
         "--artifact-dir",
@@ -185,7 +185,8 @@ def execute(args: argparse.Namespace, command: str) -> int:
     if args.create_only:
         load(spec.data, "cpu")  # downloads it once, before any worker starts
         print(
-            f"study {study.study_name} is ready in {args.storage}: {todo} trials to run; "
+            f"study {study.study_name} is ready in {display_url(args.storage)}: {todo} trials "
+            "to run; "
             f"start workers with python -m search.worker --storage URL --study-name "
             f"{study.study_name}"
         )
@@ -221,7 +222,7 @@ def execute(args: argparse.Namespace, command: str) -> int:
                     bar.refresh()
 
                 code = run_in_workers(study, spec, workers, progress, Publisher)
-    print(f"study {study.study_name} in {args.storage}")
+    print(f"study {study.study_name} in {display_url(args.storage)}")
     print(study_summary(study, spec.space, settings.objectives))
     if code:
         print(f"error: a worker exited with code {code} (its message is above)", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
@@ -115,3 +116,33 @@ def test_commands_that_read_a_study_start_without_torch(module):
     assert done.returncode == 0, done.stderr
     assert f"python -m search.{module}" in done.stdout  # the help really was printed
     assert done.stderr.strip().splitlines()[-1] == "heavy: none"
+
+
+# Private Optuna names: an attribute of a Study, a trial or a storage, or a private module.
+PRIVATE_OPTUNA = re.compile(r"\._(storage|study_id|trial_id|backend)\b|_get_stale|storages\._")
+
+
+def test_every_private_optuna_name_the_service_uses_still_exists():
+    from search.study import internals
+
+    gone = internals.missing()
+    assert not gone, f"search/study/internals.py: this Optuna lacks {', '.join(gone)}"
+
+
+def test_a_name_an_upgrade_removed_is_reported(monkeypatch):
+    from search.study import internals
+
+    used = (*internals.USED, ("optuna.trial", "Trial._no_such_thing"))
+    monkeypatch.setattr(internals, "USED", used)
+    assert internals.missing() == ["optuna.trial.Trial._no_such_thing"]
+
+
+def test_only_the_internals_module_touches_private_optuna_apis():
+    offenders = [
+        f"{path.relative_to(ROOT)}:{n}"
+        for path in sorted((ROOT / "search").rglob("*.py"))
+        if path.name != "internals.py"
+        for n, line in enumerate(path.read_text().splitlines(), start=1)
+        if PRIVATE_OPTUNA.search(line)
+    ]
+    assert offenders == []

@@ -36,3 +36,11 @@ def test_docker_compose_accepts_the_compose_file():
     for service in ("postgres", "create-study", "worker", "dashboard"):
         assert f"{service}:" in done.stdout
     assert "127.0.0.1" in done.stdout  # the dashboard is bound to this machine by default
+
+
+def test_the_compose_file_keeps_the_database_password_off_every_command_line():
+    text = (ROOT / "docker" / "compose.yaml").read_text()
+    commands = [line for line in text.splitlines() if "command:" in line or "--" in line]
+    assert commands and not [c for c in commands if "PASSWORD" in c or "@" in c]
+    assert "SEARCH_STORAGE: postgresql+psycopg://search@postgres" in text
+    assert "PGPASSWORD: ${POSTGRES_PASSWORD" in text

@@ -12,8 +12,10 @@ from optuna.trial import TrialState
 
 from search.study import claims, runner
 from search.study.runner import Outcome
-from search.study.space import design, point_key
+from search.study.space import design, parse_space, point_key
 from search.study.storage import open_storage
+
+from .test_workers import pg_url  # noqa: F401 - the fixture: a fresh PostgreSQL database
 
 
 def finish_at_once(trial: optuna.Trial) -> Outcome:
@@ -55,29 +57,58 @@ def test_progress_counts_the_points_not_yet_queued(ofat_study):
     assert runner.planned(study, space, cfg) == (15, 15)
 
 
-def _claim_all(url: str, name: str, start: Event) -> int:
-    """A worker that claims and finishes trials at once, until the queue is empty."""
+UNITS = ", ".join(map(str, range(1, 101)))
+POINTS_300 = f"[params]\nunits = [{UNITS}]\nbatch_size = [64, 128, 256]\n"  # 100 x 3
+
+
+def _run_all(url: str, name: str, start: Event) -> int:
+    """A worker that claims and finishes trials at once (the runner's own loop, topping up the
+    queue), until every point has run; returns how many it ran."""
     study = optuna.load_study(study_name=name, storage=open_storage(url))
+    space = parse_space(POINTS_300, "test").as_grid("test")
     start.wait()
-    ran = 0
-    while (trial := claims.claim_waiting(study)) is not None:
-        study.tell(trial, 0.5)
-        ran += 1
-    return ran
+    return runner.run(study, space, finish_at_once, runner.RunnerConfig(max_retries=0))
 
 
-def test_claimants_starting_together_on_sqlite_never_take_one_point_twice(tmp_path):
-    url = f"sqlite:///{tmp_path}/race.db"
+@pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
+def test_six_claimants_starting_together_never_take_one_of_300_points_twice(
+    kind, tmp_path, request
+):
+    url = (
+        f"sqlite:///{tmp_path}/race.db" if kind == "sqlite" else request.getfixturevalue("pg_url")
+    )
     study = optuna.create_study(storage=open_storage(url), direction="maximize")
-    space = design("full").as_grid("test")
-    claims.enqueue_missing(study, space, max_retries=0, window=60)
+    space = parse_space(POINTS_300, "test").as_grid("test")
+    claims.enqueue_missing(study, space, max_retries=0, window=runner.QUEUE_WINDOW)
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Manager() as manager, ctx.Pool(4) as pool:
+    with ctx.Manager() as manager, ctx.Pool(6) as pool:
         start = manager.Event()
-        runs = [pool.apply_async(_claim_all, (url, study.study_name, start)) for _ in range(4)]
-        start.set()  # all four claim at the same moment: what --workers N does at its start
-        ran = [r.get(timeout=300) for r in runs]
+        runs = [pool.apply_async(_run_all, (url, study.study_name, start)) for _ in range(6)]
+        start.set()  # all six claim at the same moment: what --workers N does at its start
+        ran = [r.get(timeout=300) for r in runs]  # a claimant that raised raises here
     trials = study.get_trials()
-    assert sum(ran) == len(trials) == 60
-    assert [len(claims.claims_of(t)) for t in trials] == [1] * 60
+    assert sum(ran) == len(trials) == 300
+    assert [len(claims.claims_of(t)) for t in trials] == [1] * 300
+    assert len({t.user_attrs["point"] for t in trials}) == 300
     assert {t.state for t in trials} == {TrialState.COMPLETE}
+
+
+def test_a_trial_failed_as_stale_that_finishes_keeps_its_result(ofat_study):
+    from search.study.internals import rdb, trial_id
+    from search.study.recovery import _fail
+
+    study, space = ofat_study
+    claims.enqueue_missing(study, space, max_retries=2, window=2)
+    trial = claims.claim_waiting(study)
+
+    def late(t: optuna.Trial) -> Outcome:
+        _fail(rdb(study), trial_id(t), "interrupted: no heartbeat")  # another worker's verdict
+        return Outcome(TrialState.COMPLETE, [0.9])
+
+    kept = runner.run_trial(study, trial, late)
+    original = study.get_trials()[trial.number]
+    assert original.state == TrialState.FAIL and kept.state == TrialState.COMPLETE
+    assert kept.value == 0.9 and kept.params == original.params
+    assert kept.user_attrs["point"] == original.user_attrs["point"]
+    assert kept.user_attrs["reason"].startswith("kept: finished after it was failed as stale")
+    assert len(claims.claims_of(original)) == 1 and claims.claims_of(kept) == []  # one run

@@ -110,6 +110,24 @@ def test_repeated_runs_of_a_grid_point_are_marked(tmp_path):
     assert [r["same_point_as"] for r in rows] == ["1", "0"]
 
 
+@pytest.mark.parametrize("name", ["../escape", "../../x", "/abs/path", "..", "a/../../b"])
+def test_a_study_name_never_takes_a_report_outside_reports(name, tmp_path, monkeypatch):
+    work = tmp_path / "deep" / "work"
+    work.mkdir(parents=True)
+    monkeypatch.chdir(work)
+    url = f"sqlite:///{tmp_path}/s.db"
+    study = optuna.create_study(storage=url, study_name=name, direction="maximize")
+    trial = study.ask()
+    trial.suggest_float("lr", 0.1, 1.0)
+    study.tell(trial, 0.5)
+    assert report.main(["--study-name", name, "--storage", url]) == 0
+    (folder,) = (work / "reports").iterdir()
+    assert (folder / "index.html").exists()
+    assert [p.name for p in work.iterdir()] == ["reports"]
+    assert [p.name for p in (tmp_path / "deep").iterdir()] == ["work"]
+    assert not (Path("/abs/path")).exists()
+
+
 @pytest.mark.parametrize("case", ["missing", "empty", "all failed"])
 def test_report_of_nothing_to_show_is_one_line_and_exit_1(case, tmp_path, capsys):
     url = f"sqlite:///{tmp_path}/s.db"
@@ -142,6 +160,24 @@ def test_the_run_keeps_the_dashboards_view_complete(ofat_db):
     ]
     assert weights  # at least the first trial was a new best
     assert (ofat_db.parent / "artifacts").is_dir()
+
+
+def test_published_weights_load_without_running_pickled_code(ofat_db):
+    import torch
+
+    study = load(ofat_db)
+    (best,) = [t for t in study.trials if t.number == study.best_trial.number]
+    metas = optuna.artifacts.get_all_artifact_meta(best, storage=study._storage)
+    (meta,) = [m for m in metas if m.filename.endswith("weights.pt")]
+    state = torch.load(ofat_db.parent / "artifacts" / meta.artifact_id, weights_only=True)
+    hidden = best.user_attrs["config"]["model"]["hidden"]
+    assert [tuple(v.shape) for v in state.values()] == [
+        (hidden[0], 784),
+        (hidden[0],),
+        *[s for a, b in zip(hidden, hidden[1:], strict=False) for s in ((b, a), (b,))],
+        (10, hidden[-1]),
+        (10,),
+    ]
 
 
 def _get(url: str) -> bytes:

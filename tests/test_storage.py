@@ -94,3 +94,11 @@ def test_a_missing_postgresql_driver_names_the_extra_that_installs_it(monkeypatc
     with pytest.raises(StorageError) as err:
         open_storage("postgresql+psycopg://u@127.0.0.1:5432/x")
     assert "driver is missing" in str(err.value) and "search[postgres]" in str(err.value)
+
+
+def test_a_live_worker_stuck_on_the_storage_is_never_taken_for_dead():
+    from search.study.recovery import GRACE_S, HEARTBEAT_S
+    from search.study.storage import SQLITE_BUSY_TIMEOUT_S
+
+    # A beat can wait out a whole busy timeout behind another writer, and miss one more.
+    assert GRACE_S >= SQLITE_BUSY_TIMEOUT_S + 2 * HEARTBEAT_S

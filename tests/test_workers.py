@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -88,17 +89,40 @@ def test_four_workers_on_sqlite_complete_each_ofat_point_once(ofat_data, tmp_pat
     data, name = ofat_data
     done = run_workers(data, storage, 4)
     assert done.returncode == 0, done.stderr
-    assert "locked" not in done.stderr
+    assert "locked" not in done.stderr and "Traceback" not in done.stderr
     trials = check_exactly_once(storage, name)
     owners = {claims_of(t)[0]["pid"] for t in trials}
     assert len(owners) >= 2  # the work really was shared
+    ids = {(claims_of(t)[0]["pid"], claims_of(t)[0]["worker_id"]) for t in trials}
+    assert len({worker_id for _, worker_id in ids}) == len(ids) == len(owners)
+
+
+def test_a_workers_sampler_is_seeded_by_its_worker_id_never_its_pid(
+    tiny_root, tmp_path, monkeypatch
+):
+    from search.study import settings as settings_module
+    from search.study.identity import WORKER_ID
+    from search.study.workers import HostOptions, open_as_worker, spec_from_study
+
+    storage = f"sqlite:///{tmp_path}/s.db"
+    create = ["--sampler", "random", "--seed", "7", "--val-size", "200", "--create-only"]
+    assert run_main(["--data-dir", str(tiny_root), "--storage", storage, *create]) == 0
+    study = optuna.load_study(study_name="mnist-default-random", storage=storage)
+    seeds = []
+    real = settings_module.make_sampler
+    monkeypatch.setattr(
+        settings_module, "make_sampler", lambda name, seed: seeds.append(seed) or real(name, seed)
+    )
+    for worker_id in (None, 1):  # a lone run, then one worker of several (pid 1 in a container)
+        open_as_worker(spec_from_study(study, storage, HostOptions(worker_id=worker_id)))
+    assert seeds == [7, (7 + WORKER_ID) % 2**32]
 
 
 @pytest.mark.slow
 def test_four_workers_on_postgresql_complete_each_ofat_point_once(ofat_data, pg_url):
     data, name = ofat_data
     done = run_workers(data, pg_url, 4)
-    assert done.returncode == 0, done.stderr
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     check_exactly_once(pg_url, name)
 
 
@@ -214,6 +238,91 @@ def test_ctrl_c_stops_every_worker_and_the_next_run_reruns_their_trials(
     trials = trials_of(storage)
     assert len(completed_points(trials)) == len(set(completed_points(trials))) == 15
     assert executions(trials) == len(trials)  # each trial ran once; failed ones were rerun
+
+
+@pytest.mark.slow
+def test_sigterm_to_the_run_alone_stops_its_workers_with_143_and_a_rerun_completes(
+    tiny_root, tmp_path, pause
+):
+    storage = f"sqlite:///{tmp_path}/s.db"
+    mid_trial = pause(after_epochs=4)
+    parent = start_two_workers(tiny_root, storage, env=mid_trial.env)
+    paused = mid_trial.wait(parent)
+    parent.send_signal(signal.SIGTERM)  # the parent alone, as docker stop and Kubernetes do
+    out, err = parent.communicate(timeout=120)
+    assert parent.returncode == 143, err
+    assert "Traceback" not in err
+    trials = trials_of(storage)
+    assert "RUNNING" not in [t.state.name for t in trials]
+    interrupted = [t for t in trials if t.user_attrs.get("fail_reason") == "interrupted"]
+    assert paused in [claims_of(t)[0]["pid"] for t in interrupted]
+    rerun = ["--data-dir", str(tiny_root), "--storage", storage, "--val-size", "200"]
+    assert run_main([*rerun, "--quiet", "--max-epochs", "2", "--workers", "1"]) == 0
+    trials = trials_of(storage)
+    assert len(completed_points(trials)) == len(set(completed_points(trials))) == 15
+
+
+def test_sigterm_stops_a_lone_worker_with_143_and_its_trial_is_rerun(tiny_root, tmp_path, pause):
+    from search import worker
+
+    storage = f"sqlite:///{tmp_path}/s.db"
+    data = ["--data-dir", str(tiny_root), "--storage", storage]
+    create = ["--val-size", "200", "--max-epochs", "2", "--create-only", "--quiet"]
+    assert run_main([*data, *create]) == 0
+    mid_trial = pause(after_epochs=1)
+    join = [*data, "--study-name", "mnist-ofat-e2", "--quiet"]
+    lone = subprocess.Popen(
+        [sys.executable, "-m", "search.worker", *join],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=mid_trial.env,
+    )
+    assert mid_trial.wait(lone) == lone.pid
+    lone.send_signal(signal.SIGTERM)
+    out, err = lone.communicate(timeout=120)
+    assert lone.returncode == 143 and "Traceback" not in err, err
+    (failed,) = [t for t in trials_of(storage) if t.state.name != "WAITING"]
+    assert failed.state.name == "FAIL" and failed.user_attrs["fail_reason"] == "interrupted"
+    assert worker.main(join) == 0
+    trials = trials_of(storage)
+    assert len(completed_points(trials)) == len(set(completed_points(trials))) == 15
+
+
+BROKEN_STORAGE = """
+import os
+import sqlalchemy.exc
+import search.study.runner as _runner
+
+_claim, _marker = _runner.claim_waiting, os.environ["SEARCH_TEST_BREAK"]
+
+
+def claim_waiting(study):
+    try:  # the first process to get here loses its database; the others carry on
+        os.close(os.open(_marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:
+        return _claim(study)
+    raise sqlalchemy.exc.OperationalError("UPDATE trials", {}, Exception("disk I/O error"))
+
+
+_runner.claim_waiting = claim_waiting
+"""
+
+
+def test_a_worker_that_dies_makes_the_run_fail_with_one_line_naming_it(tiny_root, tmp_path):
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(BROKEN_STORAGE)
+    env = {**os.environ, "PYTHONPATH": str(hook), "SEARCH_TEST_BREAK": str(tmp_path / "broken")}
+    storage = f"sqlite:///{tmp_path}/s.db"
+    done = start_two_workers(tiny_root, storage, env=env)
+    out, err = done.communicate(timeout=600)
+    assert done.returncode == 1 and "Traceback" not in err, err
+    (died,) = [line for line in err.splitlines() if "OperationalError" in line]
+    assert re.fullmatch(r"\[worker [01]\] error: OperationalError: .*disk I/O error.*", died)
+    assert "error: a worker exited with code 1" in err
+    trials = trials_of(storage)  # the other worker finished the study
+    assert len(completed_points(trials)) == len(set(completed_points(trials))) == 15
 
 
 def test_a_worker_joining_from_elsewhere_stops_at_the_studys_budget(tiny_root, tmp_path, capsys):

@@ -26,7 +26,9 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
+from search.errors import Terminated
 from search.study.identity import worker_identity
+from search.study.internals import storage_of, trial_id
 from search.study.locks import claim_lock, study_lock
 from search.study.queries import rdb
 from search.study.space import Space, point_key
@@ -35,6 +37,7 @@ DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 PENDING = (TrialState.WAITING, TrialState.RUNNING)
 QUEUE_WINDOW = 64  # grid points waiting in the queue at a time (see enqueue_missing)
 CLAIM_PREFIX = "claim:"
+STOPS = (signal.SIGINT, signal.SIGTERM)  # how a user, docker, Kubernetes or SLURM stop a run
 
 
 def trial_point(t: FrozenTrial) -> str | None:
@@ -47,18 +50,18 @@ def claims_of(t: FrozenTrial) -> list[dict[str, Any]]:
     return sorted(records, key=lambda r: r["at"])
 
 
-def _record_claim(study: optuna.Study, trial_id: int) -> None:
+def _record_claim(study: optuna.Study, row: int) -> None:
     """The trial's owner (for recovery) and a claim record of its own (for counting)."""
     me = worker_identity()
-    storage = study._storage
+    storage = storage_of(study)
     # Killed right before this, the trial has no owner: fail_orphaned_trials allows for it.
-    storage.set_trial_user_attr(trial_id, "worker", me)
+    storage.set_trial_user_attr(row, "worker", me)
     record = {
         **me,
         "at": datetime.datetime.now(datetime.UTC).isoformat(),
         "sampler": type(study.sampler).__name__,
     }
-    storage.set_trial_user_attr(trial_id, f"{CLAIM_PREFIX}{uuid.uuid4().hex[:12]}", record)
+    storage.set_trial_user_attr(row, f"{CLAIM_PREFIX}{uuid.uuid4().hex[:12]}", record)
 
 
 def grid_status(study: optuna.Study, space: Space) -> dict[str, Counter]:
@@ -99,7 +102,8 @@ def enqueue_missing(
 
 @contextlib.contextmanager
 def held_sigint() -> Iterator[None]:
-    """Hold Ctrl-C back while a claim (or a trial's end) is half made; raise it once whole.
+    """Hold Ctrl-C and SIGTERM back while a claim (or a trial's end) is half made; raise the
+    first once whole.
 
     Python runs signal handlers in the main thread, so a handler that only takes note is
     enough (masking the signal would not be: another thread could still receive it).
@@ -108,19 +112,21 @@ def held_sigint() -> Iterator[None]:
         yield
         return
     caught: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in STOPS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
+        for s, handler in previous.items():
+            signal.signal(s, handler)
     if caught:
-        raise KeyboardInterrupt
+        raise Terminated if caught[0] == signal.SIGTERM else KeyboardInterrupt
 
 
 def fail_interrupted(study: optuna.Study, trial: optuna.Trial) -> None:
     """Mark the trial FAIL "interrupted"; a second Ctrl-C meanwhile must not cut this short."""
     if threading.current_thread() is threading.main_thread():
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # the process is on its way out
+        for s in STOPS:  # the process is on its way out
+            signal.signal(s, signal.SIG_IGN)
     trial.set_user_attr("fail_reason", "interrupted")
     study.tell(trial, state=TrialState.FAIL)
 
@@ -141,17 +147,17 @@ def claim_waiting(study: optuna.Study) -> optuna.Trial | None:
 
 
 def _claim(study: optuna.Study) -> optuna.Trial | None:
-    storage = study._storage
+    storage = storage_of(study)
     with claim_lock(rdb(study), study.study_name):
         # get_trials (not a bare query) also tells Optuna's trial cache about the claim.
         for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             try:
-                if not storage.set_trial_state_values(t._trial_id, TrialState.RUNNING):
+                if not storage.set_trial_state_values(trial_id(t), TrialState.RUNNING):
                     continue  # another worker won it
             except UpdateFinishedTrialError:
                 continue
-            _record_claim(study, t._trial_id)
-            return optuna.Trial(study, t._trial_id)
+            _record_claim(study, trial_id(t))
+            return optuna.Trial(study, trial_id(t))
     return None
 
 
@@ -163,7 +169,7 @@ def ask(study: optuna.Study) -> optuna.Trial:
             # Optuna warns that heartbeats go with study.optimize: this loop beats itself.
             warnings.simplefilter("ignore", UserWarning)
             asked.append(study.ask())
-            _record_claim(study, asked[0]._trial_id)
+            _record_claim(study, trial_id(asked[0]))
     except KeyboardInterrupt:
         for trial in asked:
             fail_interrupted(study, trial)

@@ -18,13 +18,12 @@ from dataclasses import replace
 import optuna
 
 from search.engine.device import split_devices
-from search.errors import SearchError
+from search.errors import SearchError, Terminated, exit_code_of, stop_on_sigterm
 from search.study import runner
 from search.study.workers import ObserverFactory, WorkerSpec, work
 
 POLL_S = 1.0  # how often the parent redraws the progress of its workers
 INTERRUPT_GRACE_S = 5.0  # how long the parent waits for workers to stop on their own
-EXIT_INTERRUPTED = 130  # the shell's convention for SIGINT
 
 
 def default_workers(device_type: str, trials: int) -> int:
@@ -37,13 +36,22 @@ def default_workers(device_type: str, trials: int) -> int:
 
 def _entry(spec: WorkerSpec, observe: ObserverFactory | None) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    stop_on_sigterm()
     try:
         work(spec, observe)
-    except KeyboardInterrupt:
-        sys.exit(EXIT_INTERRUPTED)
+    except KeyboardInterrupt as stop:
+        sys.exit(exit_code_of(stop))
     except SearchError as e:
         print(f"[worker {spec.host.worker_id}] error: {e}", file=sys.stderr, flush=True)
         sys.exit(e.exit_code)
+    except Exception as e:  # noqa: BLE001 - a worker's death is one line, never a traceback
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        print(
+            f"[worker {spec.host.worker_id}] error: {type(e).__name__}: {reason}",
+            file=sys.stderr,
+            flush=True,
+        )
+        sys.exit(1)
 
 
 def run_local_workers(
@@ -69,16 +77,23 @@ def run_local_workers(
         while sum([p.is_alive() for p in procs]):  # every one polled, so the dead are reaped
             progress()
             time.sleep(POLL_S)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         # A terminal's Ctrl-C reaches the workers too; a kill -INT of this process alone does
-        # not, so whoever is still running after a grace period is told.
-        for p in procs:
-            p.join(timeout=INTERRUPT_GRACE_S)
+        # not, so whoever is still running after a grace period is told. SIGTERM (docker stop,
+        # Kubernetes) reaches this process alone, and its sender waits only seconds: pass it on
+        # at once. The workers mark their trials FAIL "interrupted" either way.
+        ignored = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
+        forward = signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
+        if forward == signal.SIGINT:
+            for p in procs:
+                p.join(timeout=INTERRUPT_GRACE_S)
         for p in procs:
             if p.is_alive():
-                os.kill(p.pid, signal.SIGINT)
+                os.kill(p.pid, forward)
         for p in procs:
             p.join()
+        for s, handler in ignored.items():  # stopping is done: as before, for the caller
+            signal.signal(s, handler)
         raise
     for p in procs:
         p.join()

@@ -1,7 +1,7 @@
 """Raw queries on Optuna's tables, where loading every trial through the API would be slow.
 
-Optuna's schema (``optuna.storages._rdb.models``) has been stable since v1; these are the only
-places that read it directly.
+Optuna's schema has been stable since v1; these are the only places that read it directly
+(through ``search.study.internals``).
 """
 
 from __future__ import annotations
@@ -10,14 +10,11 @@ from collections import Counter
 
 import optuna
 import sqlalchemy
-from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
+from search.study.internals import rdb, study_id, trial_model
 
-def rdb(study: optuna.Study) -> RDBStorage:
-    """The RDBStorage behind a study (Optuna wraps it in a cache)."""
-    storage = study._storage
-    return getattr(storage, "_backend", storage)
+__all__ = ["rdb", "state_counts", "trial_ids"]
 
 
 def trial_ids(
@@ -28,11 +25,10 @@ def trial_ids(
     ``study.get_trials`` would load every such trial with its attributes; on a 2,187-point grid
     that is most of a second, for each claim.
     """
-    from optuna.storages._rdb.models import TrialModel
-
+    TrialModel = trial_model()  # noqa: N806 - a table class
     query = (
         sqlalchemy.select(TrialModel.trial_id)
-        .where(TrialModel.study_id == study._study_id, TrialModel.state.in_(states))
+        .where(TrialModel.study_id == study_id(study), TrialModel.state.in_(states))
         .order_by(TrialModel.trial_id)
         .limit(limit)
     )
@@ -42,11 +38,10 @@ def trial_ids(
 
 def state_counts(study: optuna.Study) -> Counter[str]:
     """How many of the study's trials are in each state, by name, from one query."""
-    from optuna.storages._rdb.models import TrialModel
-
+    TrialModel = trial_model()  # noqa: N806 - a table class
     query = (
         sqlalchemy.select(TrialModel.state, sqlalchemy.func.count())
-        .where(TrialModel.study_id == study._study_id)
+        .where(TrialModel.study_id == study_id(study))
         .group_by(TrialModel.state)
     )
     with rdb(study).engine.connect() as con:

@@ -18,10 +18,13 @@ from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from search.study.identity import is_alive, is_local
-from search.study.queries import rdb
+from search.study.internals import rdb, stale_trial_ids, trial_id
 
 HEARTBEAT_S = 5
-GRACE_S = 30
+# Silent this long, a trial's worker is dead. Well above the longest wait a live worker can
+# have on the storage (SQLite's busy timeout, 60 s, in search.study.storage) plus two missed
+# beats: a beat stuck behind another writer is not death.
+GRACE_S = 150
 OWNERLESS_GRACE_S = 20  # a claim records its owner within milliseconds; allows for clock skew
 
 
@@ -56,7 +59,7 @@ def fail_orphaned_trials(
             reason = f"interrupted: process {owner.get('pid')} ended while the trial ran"
         else:
             continue
-        if _fail(storage, t._trial_id, reason):
+        if _fail(storage, trial_id(t), reason):
             failed.append(t.number)
     return failed
 
@@ -65,9 +68,9 @@ def fail_stale_trials(study: optuna.Study) -> list[int]:
     """Fail running trials whose heartbeat stopped (their worker died, on any machine)."""
     storage = rdb(study)
     return [
-        trial_id
-        for trial_id in storage._get_stale_trial_ids(study._study_id)  # Optuna's own query
-        if _fail(storage, trial_id, f"interrupted: no heartbeat for {GRACE_S} s")
+        stale
+        for stale in stale_trial_ids(storage, study)
+        if _fail(storage, stale, f"interrupted: no heartbeat for {GRACE_S} s")
     ]
 
 

@@ -13,10 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import optuna
+from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import SearchError
 from search.study.claims import (
+    CLAIM_PREFIX,
     DONE,
     QUEUE_WINDOW,
     ask,
@@ -26,6 +28,7 @@ from search.study.claims import (
     grid_status,
     held_sigint,
 )
+from search.study.internals import trial_id
 from search.study.queries import rdb, trial_ids
 from search.study.recovery import GRACE_S, fail_orphaned_trials, fail_stale_trials, heartbeat
 from search.study.space import Space
@@ -66,7 +69,7 @@ def recover(study: optuna.Study, space: Space, cfg: RunnerConfig) -> int:
 def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective) -> FrozenTrial:
     """Run the objective and finish the trial; a failure is recorded, never left RUNNING."""
     try:
-        with heartbeat(study, trial._trial_id):
+        with heartbeat(study, trial_id(trial)):
             outcome = objective(trial)
     except KeyboardInterrupt:
         fail_interrupted(study, trial)
@@ -79,9 +82,40 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective) ->
             raise
         return frozen
     with held_sigint():
-        if outcome.reason:
-            trial.set_user_attr("reason", outcome.reason)
-        return study.tell(trial, outcome.values, state=outcome.state)
+        try:
+            if outcome.reason:
+                trial.set_user_attr("reason", outcome.reason)
+            return study.tell(trial, outcome.values, state=outcome.state)
+        except (UpdateFinishedTrialError, ValueError):  # failed meanwhile, as stale
+            return _keep(study, trial, outcome)
+
+
+def _keep(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> FrozenTrial:
+    """A trial failed as stale (its heartbeat was late) that finished all the same: its result
+    is kept as a new trial of the same point, so the training is never thrown away."""
+    failed = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
+    if failed.state not in (TrialState.FAIL,):
+        raise RuntimeError(f"trial {trial.number} is {failed.state.name}; cannot tell it")
+    note = f"kept: finished after it was failed as stale (trial {failed.number})"
+    attrs = {k: v for k, v in failed.user_attrs.items() if not k.startswith(CLAIM_PREFIX)}
+    attrs = {**attrs, "reason": f"{outcome.reason}; {note}" if outcome.reason else note}
+    attrs.pop("fail_reason", None)
+    attrs["kept_from_trial"] = failed.number
+    study.add_trial(
+        optuna.trial.create_trial(
+            state=outcome.state,
+            values=outcome.values,
+            params=failed.params,
+            distributions=failed.distributions,
+            user_attrs=attrs,
+            intermediate_values=failed.intermediate_values,
+        )
+    )
+    return next(
+        t
+        for t in study.get_trials(deepcopy=False)
+        if t.user_attrs.get("kept_from_trial") == failed.number
+    )
 
 
 def _started(study: optuna.Study) -> int:

@@ -80,8 +80,8 @@ class StudySettings:
         self, space: Space, worker_id: int | None = None
     ) -> tuple[optuna.samplers.BaseSampler, optuna.pruners.BasePruner]:
         """The seeded sampler, and the pruner for the space's trials; each worker seeds its
-        sampler apart, or they would all suggest the same points."""
-        sampler = make_sampler(self.sampler, self.seed + (worker_id or 0))
+        sampler apart (``worker_id``), or they would all suggest the same points."""
+        sampler = make_sampler(self.sampler, (self.seed + (worker_id or 0)) % 2**32)
         return sampler, make_pruner(self.pruner, space.horizon(self.max_epochs))
 
 

@@ -7,6 +7,7 @@ dashboard) never block the search, and turns on Optuna's heartbeats (search.stud
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import warnings
 from pathlib import Path
@@ -19,7 +20,20 @@ from search.errors import StorageError
 from search.study.recovery import GRACE_S, HEARTBEAT_S
 
 DEFAULT_STORAGE = "sqlite:///study_db/mnist.db"
+# The storage URL from the environment, so that a password stays off command lines (where any
+# user sees it in a process listing). A PostgreSQL password can also stay out of the URL:
+# libpq reads PGPASSWORD, or a ~/.pgpass file (PGPASSFILE).
+STORAGE_ENV = "SEARCH_STORAGE"
 SQLITE_BUSY_TIMEOUT_S = 60  # how long a writer waits for the SQLite lock before giving up
+
+
+def default_storage() -> str:
+    """``--storage``'s default: ``$SEARCH_STORAGE``, else the SQLite file in study_db/."""
+    return os.environ.get(STORAGE_ENV) or DEFAULT_STORAGE
+
+
+def storage_help() -> str:
+    return f"default: ${STORAGE_ENV}, else {DEFAULT_STORAGE}"
 
 
 def display_url(url: str) -> str:

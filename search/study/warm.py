@@ -15,6 +15,7 @@ import optuna
 from optuna.trial import TrialState
 
 from search.errors import UsageError
+from search.study.internals import storage_of
 from search.study.space import Choice, Fixed, Param, Range, Space
 from search.study.storage import missing_study
 
@@ -83,9 +84,9 @@ def enqueue_baseline(study: optuna.Study, space: Space) -> None:
 def warm_start(study: optuna.Study, source_name: str, space: Space) -> tuple[int, int]:
     """Queue the best finished points of ``source_name`` that fit the space (each once, however
     often this runs); return (how many fit, how many were considered)."""
-    if missing := missing_study(study._storage, source_name):
+    if missing := missing_study(storage_of(study), source_name):
         raise UsageError(f"--warm-start: {missing}")
-    source = optuna.load_study(study_name=source_name, storage=study._storage)
+    source = optuna.load_study(study_name=source_name, storage=storage_of(study))
     done = source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not done:
         raise UsageError(f"--warm-start: study {source_name!r} has no completed trial yet")

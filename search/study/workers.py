@@ -19,6 +19,7 @@ import torch
 from search.engine.data import DataConfig, Splits, default_data_dir, load
 from search.engine.train import TrainResult
 from search.study import runner
+from search.study.identity import WORKER_ID
 from search.study.objective import Objective, ObjectiveConfig
 from search.study.settings import StudySettings, stored_budget, stored_settings, stored_space
 from search.study.space import Space
@@ -94,7 +95,10 @@ def spec_from_study(study: optuna.Study, storage: str, host: HostOptions) -> Wor
 
 def open_as_worker(spec: WorkerSpec) -> optuna.Study:
     study = load_existing_study(spec.storage, spec.study_name)
-    study.sampler, study.pruner = spec.settings.search(spec.space, spec.host.worker_id)
+    # One of several workers: a sampler seeded apart from the others' (a lone process keeps
+    # the study's seed, so that one run reproduces another).
+    offset = None if spec.host.worker_id is None else WORKER_ID
+    study.sampler, study.pruner = spec.settings.search(spec.space, offset)
     return study
 
 

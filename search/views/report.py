@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import html
 import importlib.util
+import re
 import warnings
 from collections import Counter
 from pathlib import Path
@@ -106,6 +107,13 @@ def _optuna_charts(study: optuna.Study) -> dict[str, object]:
     except Exception as e:  # noqa: BLE001
         charts["contour"] = f"not drawn: {e}"
     return charts
+
+
+def folder_name(study_name: str) -> str:
+    """A study's name as one safe folder name: letters, digits, ``.``, ``_`` and ``-`` only,
+    never ``..`` or a leading dot, so ``reports/<name>`` cannot point outside ``reports/``."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", study_name).lstrip(".")
+    return safe.replace("..", "_") or "study"
 
 
 def _slug(title: str) -> str:
