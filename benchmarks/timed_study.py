@@ -48,7 +48,14 @@ def run_for(argv: list[str], seconds: float, storage: str, study_name: str, log:
     command = [sys.executable, "-m", "search.run", *argv, "--storage", storage]
     command += ["--study-name", study_name, "--timeout", str(seconds), "--quiet"]
     with open(log, "a") as out:
-        child = subprocess.Popen(command, stdout=out, stderr=out, start_new_session=True)
+        child = subprocess.Popen(
+            command,
+            stdout=out,
+            stderr=out,
+            start_new_session=True,
+            # A shell's background job inherits SIGINT ignored; the study must hear it.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+        )
         try:
             child.wait(timeout=seconds)
         except subprocess.TimeoutExpired:

@@ -45,6 +45,9 @@ def stop_on_sigterm() -> object:
     import threading
 
     def handler(signum: int, frame: object) -> None:
+        # Once is enough: a second SIGTERM (scancel signals every process of a job, and
+        # search.run passes it on too) must not cut short the cleanup the first one started.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise Terminated
 
     if threading.current_thread() is not threading.main_thread():
