@@ -3,8 +3,9 @@
     python benchmarks/chaos.py --storage sqlite|postgresql [--workers 4] [--minutes 3]
 
 Queues a grid of short trials (the real MNIST, 1 epoch on 1,000 images; ``--points`` points)
-and keeps ``--workers`` ``search.worker`` processes on it. Every few seconds one of them, at
-random, gets SIGKILL, SIGTERM or SIGINT, and a new one starts in its place. After
+and keeps ``--workers`` ``search.worker`` processes on it. Every few seconds one of them (one
+that has started), at random, gets SIGKILL, SIGTERM or SIGINT, and a new one starts in its
+place. After
 ``--minutes`` the killing stops and one last worker finishes the grid. Then, from the trials'
 claim records: every point must be COMPLETE exactly once (a point without one is lost), no
 point may have run twice (two completions, or a completed trial claimed twice), and no worker
@@ -34,6 +35,9 @@ from search.engine.data import default_data_dir
 from search.study.claims import claims_of
 
 KILLS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
+# A worker is signalled only once started: a Ctrl-C while Python itself is still importing
+# modules prints Python's own KeyboardInterrupt traceback, before any code of ours runs.
+STARTED_S = 6.0
 PG_DEFAULT = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
 
@@ -63,6 +67,8 @@ def start_worker(storage: str, data_dir: str, folder: Path, n: int) -> subproces
         stdout=log,
         stderr=log,
         env=env,
+        # A shell's background job inherits SIGINT ignored; each worker must hear it.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
@@ -82,17 +88,53 @@ def check(storage: str, folder: Path) -> tuple[int, int, int, int]:
     return len(points), lost, len(twice), tracebacks
 
 
+def unleash(
+    args: argparse.Namespace, storage: str, folder: Path, rng: random.Random
+) -> tuple[Counter, int, bool]:
+    """Keep ``args.workers`` workers on the study and signal one at random every few seconds,
+    for ``args.minutes`` or until the grid is done; then let the survivors and one last worker
+    finish. Returns (kills by signal, workers started, whether the grid ended the chaos)."""
+    workers: list[subprocess.Popen] = []
+    born: dict[subprocess.Popen, float] = {}
+    stopped: set[subprocess.Popen] = set()  # signalled by us: its exit code says nothing
+
+    def spawn() -> subprocess.Popen:
+        worker = start_worker(storage, args.data_dir, folder, len(born))
+        born[worker] = time.monotonic()
+        return worker
+
+    kills: Counter = Counter()
+    workers = [spawn() for _ in range(args.workers)]
+    end = time.monotonic() + args.minutes * 60
+    finished = False  # a worker that exits 0 by itself found no trial left: the grid is done
+    while time.monotonic() < end and not finished:
+        time.sleep(rng.uniform(2.0, 8.0))
+        finished = any(w.poll() == 0 and w not in stopped for w in workers)
+        workers = [w for w in workers if w.poll() is None]
+        ready = [w for w in workers if time.monotonic() - born[w] >= STARTED_S]
+        if ready and not finished:
+            victim, how = rng.choice(ready), rng.choice(KILLS)
+            victim.send_signal(how)
+            stopped.add(victim)
+            kills[how.name] += 1
+        if not finished:
+            workers += [spawn() for _ in range(args.workers - len(workers))]
+    for w in workers:  # the chaos is over: the survivors finish, one more mops up
+        w.wait()
+    spawn().wait()
+    return kills, len(born), finished
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--storage", choices=("sqlite", "postgresql"), default="sqlite")
     p.add_argument("--workers", type=int, default=4)
     p.add_argument("--minutes", type=float, default=3.0)
-    p.add_argument("--points", type=int, default=400)
+    p.add_argument("--points", type=int, default=600)
     p.add_argument("--seed", type=int, default=0, help="of the kills: which worker, when, how")
     p.add_argument("--data-dir", default=default_data_dir())
     args = p.parse_args()
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    rng = random.Random(args.seed)
     folder = Path(tempfile.mkdtemp(prefix="chaos-"))
     storage, drop = fresh_storage(args.storage, folder)
     units = ", ".join(str(8 + i) for i in range(args.points))
@@ -103,37 +145,11 @@ def main() -> None:
     create += ["--data-dir", args.data_dir, "--create-only", "--quiet"]
     subprocess.run(create, check=True, env={**os.environ, "SEARCH_STORAGE": storage})
     print(f"{args.points} points, {args.workers} workers on {args.storage}; logs in {folder}")
-    started, kills = 0, Counter()
-    workers: list[subprocess.Popen] = []
-    stopped: set[subprocess.Popen] = set()  # signalled by us: its exit code says nothing
-    for _ in range(args.workers):
-        workers.append(start_worker(storage, args.data_dir, folder, started))
-        started += 1
-    end = time.monotonic() + args.minutes * 60
-    finished = False  # a worker that exits 0 by itself found no trial left: the grid is done
-    while time.monotonic() < end and not finished:
-        time.sleep(rng.uniform(2.0, 8.0))
-        finished = any(w.poll() == 0 and w not in stopped for w in workers)
-        workers = [w for w in workers if w.poll() is None]
-        if finished:
-            break
-        if workers:
-            victim = rng.choice(workers)
-            how = rng.choice(KILLS)
-            victim.send_signal(how)
-            stopped.add(victim)
-            kills[how.name] += 1
-        while len(workers) < args.workers:
-            workers.append(start_worker(storage, args.data_dir, folder, started))
-            started += 1
-    for w in workers:  # the chaos is over: the survivors finish, one more mops up
-        w.wait()
-    last = start_worker(storage, args.data_dir, folder, started)
-    last.wait()
+    kills, started, finished = unleash(args, storage, folder, random.Random(args.seed))
     points, lost, twice, tracebacks = check(storage, folder)
     drop()
     print(
-        f"kills: {dict(kills)}; {started + 1} workers started; chaos ended "
+        f"kills: {dict(kills)}; {started} workers started; chaos ended "
         + ("when the grid was done" if finished else f"after {args.minutes:g} min")
     )
     print(

@@ -218,17 +218,27 @@ def test_a_killed_worker_leaves_no_trial_running_and_its_point_is_rerun(
     assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
 
 
+STOPS = {
+    # A terminal's Ctrl-C reaches the whole group, parent and workers.
+    "ctrl-c": (lambda parent: os.killpg(parent.pid, signal.SIGINT), 130),
+    # docker stop and Kubernetes signal the parent alone; it passes the signal on.
+    "sigterm": (lambda parent: parent.send_signal(signal.SIGTERM), 143),
+}
+
+
 @pytest.mark.slow
-def test_ctrl_c_stops_every_worker_and_the_next_run_reruns_their_trials(
-    tiny_root, tmp_path, pause
+@pytest.mark.parametrize("stop", STOPS)
+def test_a_stop_ends_every_worker_and_the_next_run_reruns_their_trials(
+    stop, tiny_root, tmp_path, pause
 ):
     storage = f"sqlite:///{tmp_path}/s.db"
     mid_trial = pause(after_epochs=4)
     parent = start_two_workers(tiny_root, storage, env=mid_trial.env)
     paused = mid_trial.wait(parent)
-    os.killpg(parent.pid, signal.SIGINT)
+    send, code = STOPS[stop]
+    send(parent)
     out, err = parent.communicate(timeout=120)
-    assert parent.returncode == 130, err
+    assert parent.returncode == code and "Traceback" not in err, err
     trials = trials_of(storage)
     assert "RUNNING" not in [t.state.name for t in trials]
     interrupted = [t for t in trials if t.user_attrs.get("fail_reason") == "interrupted"]
@@ -238,28 +248,6 @@ def test_ctrl_c_stops_every_worker_and_the_next_run_reruns_their_trials(
     trials = trials_of(storage)
     assert len(completed_points(trials)) == len(set(completed_points(trials))) == 15
     assert executions(trials) == len(trials)  # each trial ran once; failed ones were rerun
-
-
-@pytest.mark.slow
-def test_sigterm_to_the_run_alone_stops_its_workers_with_143_and_a_rerun_completes(
-    tiny_root, tmp_path, pause
-):
-    storage = f"sqlite:///{tmp_path}/s.db"
-    mid_trial = pause(after_epochs=4)
-    parent = start_two_workers(tiny_root, storage, env=mid_trial.env)
-    paused = mid_trial.wait(parent)
-    parent.send_signal(signal.SIGTERM)  # the parent alone, as docker stop and Kubernetes do
-    out, err = parent.communicate(timeout=120)
-    assert parent.returncode == 143, err
-    assert "Traceback" not in err
-    trials = trials_of(storage)
-    assert "RUNNING" not in [t.state.name for t in trials]
-    interrupted = [t for t in trials if t.user_attrs.get("fail_reason") == "interrupted"]
-    assert paused in [claims_of(t)[0]["pid"] for t in interrupted]
-    rerun = ["--data-dir", str(tiny_root), "--storage", storage, "--val-size", "200"]
-    assert run_main([*rerun, "--quiet", "--max-epochs", "2", "--workers", "1"]) == 0
-    trials = trials_of(storage)
-    assert len(completed_points(trials)) == len(set(completed_points(trials))) == 15
 
 
 def test_sigterm_stops_a_lone_worker_with_143_and_its_trial_is_rerun(tiny_root, tmp_path, pause):
