@@ -4,6 +4,7 @@ import datetime
 import os
 import socket
 import sqlite3
+import subprocess
 import sys
 
 import optuna
@@ -102,3 +103,19 @@ def test_a_live_worker_stuck_on_the_storage_is_never_taken_for_dead():
 
     # A beat can wait out a whole busy timeout behind another writer, and miss one more.
     assert GRACE_S >= SQLITE_BUSY_TIMEOUT_S + 2 * HEARTBEAT_S
+
+
+def test_the_pools_cleanup_after_an_interrupt_prints_no_traceback(tmp_path):
+    # What SQLAlchemy logs when Ctrl-C cut a query short and the cursor cannot be closed.
+    code = (
+        "import logging\n"
+        "from search.study.storage import open_storage\n"
+        f"open_storage('sqlite:///{tmp_path}/s.db')\n"
+        "try:\n"
+        "    raise KeyboardInterrupt\n"
+        "except KeyboardInterrupt:\n"
+        "    logging.getLogger('sqlalchemy.pool.impl.QueuePool').error('Error closing cursor',"
+        " exc_info=True)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert done.returncode == 0 and done.stderr == ""

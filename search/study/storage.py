@@ -7,6 +7,7 @@ dashboard) never block the search, and turns on Optuna's heartbeats (search.stud
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import warnings
@@ -34,6 +35,16 @@ def default_storage() -> str:
 
 def storage_help() -> str:
     return f"default: ${STORAGE_ENV}, else {DEFAULT_STORAGE}"
+
+
+def _quiet_pool_cleanup() -> None:
+    """SQLAlchemy's pool logs, with a traceback, a cursor it cannot close because Ctrl-C or
+    SIGTERM interrupted a query; the interrupt itself is handled (the trial is failed, one line
+    says so), so that log is noise for a user. A handler of the application's own still gets
+    it (the record propagates)."""
+    pool = logging.getLogger("sqlalchemy.pool")
+    if not any(isinstance(h, logging.NullHandler) for h in pool.handlers):
+        pool.addHandler(logging.NullHandler())  # instead of logging's last-resort stderr
 
 
 def display_url(url: str) -> str:
@@ -71,6 +82,7 @@ def open_storage(url: str, must_exist: bool = False) -> RDBStorage:
     ``must_exist``: for readers (reports, ``search.best``), a missing SQLite file is an error
     rather than a new empty database.
     """
+    _quiet_pool_cleanup()
     shown = display_url(url)
     try:
         parsed = sqlalchemy.engine.make_url(url)
