@@ -78,6 +78,16 @@ def check(storage: str, folder: Path) -> tuple[int, int, int, int]:
     points = {t.user_attrs["point"] for t in trials}
     done = Counter(t.user_attrs["point"] for t in trials if t.state.name == "COMPLETE")
     lost = sum(1 for p in points if done[p] == 0)
+    for p in sorted(p for p in points if done[p] == 0):  # say what became of each lost point
+        runs = [t for t in trials if t.user_attrs["point"] == p]
+        print(
+            f"lost {p}: "
+            + "; ".join(
+                f"trial {t.number} {t.state.name} {t.user_attrs.get('fail_reason', '')}".strip()
+                + f" (claims: {len(claims_of(t))})"
+                for t in runs
+            )
+        )
     twice = {p for p, n in done.items() if n > 1}
     twice |= {
         t.user_attrs["point"]
@@ -147,7 +157,10 @@ def main() -> None:
     print(f"{args.points} points, {args.workers} workers on {args.storage}; logs in {folder}")
     kills, started, finished = unleash(args, storage, folder, random.Random(args.seed))
     points, lost, twice, tracebacks = check(storage, folder)
-    drop()
+    if lost or twice:
+        print(f"kept for a look: {storage}")
+    else:
+        drop()
     print(
         f"kills: {dict(kills)}; {started} workers started; chaos ended "
         + ("when the grid was done" if finished else f"after {args.minutes:g} min")

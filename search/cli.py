@@ -5,12 +5,11 @@ turns a ``SearchError`` into one line and its exit code (a traceback only with `
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 from collections.abc import Callable
 from typing import NoReturn
 
-from search.errors import SearchError, exit_code_of, stop_on_sigterm
+from search.errors import SearchError, exit_code_of, restore_handlers, stop_on_sigterm
 
 
 def positive_int(text: str) -> int:
@@ -45,7 +44,7 @@ class Parser(argparse.ArgumentParser):
 def guarded(body: Callable[[], int], debug: bool, interrupted: str = "interrupted") -> int:
     """Run an entry point's body and return its exit code: a ``SearchError`` is one line on
     stderr and its own code; Ctrl-C and SIGTERM are ``interrupted`` and 130 or 143."""
-    previous = stop_on_sigterm()
+    replaced = stop_on_sigterm()
     try:
         return body()
     except SearchError as e:
@@ -58,6 +57,5 @@ def guarded(body: Callable[[], int], debug: bool, interrupted: str = "interrupte
             raise
         print(interrupted, file=sys.stderr)
         return exit_code_of(stop)
-    finally:
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
+    finally:  # as before, for a caller that runs this in its own process (the tests)
+        restore_handlers(replaced)

@@ -38,18 +38,50 @@ def exit_code_of(stop: KeyboardInterrupt) -> int:
     return stop.exit_code if isinstance(stop, Terminated) else EXIT_INTERRUPTED
 
 
-def stop_on_sigterm() -> object:
+class _StopRequest:
+    """The stop signal this process got, if any. A signal handler raises where the signal
+    lands; if that is a destructor or a garbage-collection callback, Python prints the
+    exception and ignores it ("Exception ignored in ..."), and the run would go on as if never
+    stopped. So the handlers also note the signal here, and the runner raises it again at its
+    next safe point (``raise_if_stopped``). Signals belong to the process, and so does this."""
+
+    signum = 0
+
+
+_STOP = _StopRequest()
+
+
+def stop_on_sigterm() -> dict[int, object]:
     """From now on SIGTERM raises ``Terminated`` in the main thread, as SIGINT raises
-    KeyboardInterrupt; returns the handler it replaced (None off the main thread)."""
+    KeyboardInterrupt, and both are noted for ``raise_if_stopped``; returns the handlers it
+    replaced (none off the main thread), for ``restore_handlers``."""
     import signal
     import threading
 
     def handler(signum: int, frame: object) -> None:
-        # Once is enough: a second SIGTERM (scancel signals every process of a job, and
-        # search.run passes it on too) must not cut short the cleanup the first one started.
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise Terminated
+        _STOP.signum = signum
+        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
 
     if threading.current_thread() is not threading.main_thread():
-        return None
-    return signal.signal(signal.SIGTERM, handler)
+        return {}
+    _STOP.signum = 0
+    replaced = {signal.SIGTERM: signal.signal(signal.SIGTERM, handler)}
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if ignored (nohup)
+        replaced[signal.SIGINT] = signal.signal(signal.SIGINT, handler)
+    return replaced
+
+
+def restore_handlers(replaced: dict[int, object]) -> None:
+    import signal
+
+    for signum, handler in replaced.items():
+        signal.signal(signum, handler)
+    _STOP.signum = 0
+
+
+def raise_if_stopped() -> None:
+    """Raise the stop signal this process got, if it got one that was swallowed."""
+    import signal
+
+    if _STOP.signum:
+        raise Terminated if _STOP.signum == signal.SIGTERM else KeyboardInterrupt

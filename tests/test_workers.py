@@ -351,3 +351,37 @@ def test_a_run_without_workers_given_spreads_a_study_over_the_cores(tiny_root, t
     trials = optuna.load_study(study_name="mnist-w-e1", storage=db).get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE"] * (cores + 2)
     assert os.getpid() not in {claims_of(t)[0]["pid"] for t in trials} or cores == 1
+
+
+SWALLOWED = """
+import os
+import signal
+from search.errors import raise_if_stopped, stop_on_sigterm
+
+stop_on_sigterm()
+
+
+class Doomed:
+    def __del__(self):  # the signal lands here: Python prints its exception and ignores it
+        os.kill(os.getpid(), signal.{name})
+
+
+Doomed()
+print("went on")
+try:
+    raise_if_stopped()  # where the runner checks: before each trial and after each epoch
+    print("never stopped")
+except KeyboardInterrupt as e:
+    print("stopped:", type(e).__name__)
+"""
+
+
+@pytest.mark.parametrize(
+    ("name", "raised"), [("SIGTERM", "Terminated"), ("SIGINT", "KeyboardInterrupt")]
+)
+def test_a_stop_signal_python_swallowed_in_a_destructor_still_stops_the_run(name, raised):
+    done = subprocess.run(
+        [sys.executable, "-c", SWALLOWED.format(name=name)], capture_output=True, text=True
+    )
+    assert done.stdout == f"went on\nstopped: {raised}\n", done.stdout + done.stderr
+    assert "Exception ignored" in done.stderr  # Python did swallow it

@@ -16,6 +16,7 @@ from optuna.trial import TrialState
 from search.engine.data import Splits
 from search.engine.history import EpochRecord
 from search.engine.train import TrainResult, fit
+from search.errors import raise_if_stopped
 from search.study.runner import Outcome
 from search.study.settings import OBJECTIVES
 from search.study.space import Space
@@ -54,6 +55,7 @@ class Objective:
         single = len(self.cfg.objectives) == 1  # Optuna prunes single-objective studies only
 
         def on_epoch(rec: EpochRecord) -> bool:
+            raise_if_stopped()  # a stop signal Python swallowed stops the trial here
             if single:
                 trial.report(rec.val_acc, rec.epoch)
             if self.log:

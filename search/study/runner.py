@@ -16,7 +16,7 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from search.errors import SearchError
+from search.errors import SearchError, raise_if_stopped
 from search.study.claims import (
     CLAIM_PREFIX,
     DONE,
@@ -167,6 +167,7 @@ def run(
     deadline = None if left is None else time.monotonic() + left
     ran, waiting = 0, False
     while deadline is None or time.monotonic() < deadline:
+        raise_if_stopped()  # a stop signal Python swallowed ends the run here
         if cfg.n_trials is not None and _started(study) >= cfg.n_trials:
             break
         if space.is_grid:
