@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+
 
 class SearchError(Exception):
     """A problem a user can fix: printed as one line, then the process exits with ``exit_code``."""
@@ -55,8 +58,6 @@ def stop_on_sigterm() -> dict[int, object]:
     """From now on SIGTERM raises ``Terminated`` in the main thread, as SIGINT raises
     KeyboardInterrupt, and both are noted for ``raise_if_stopped``; returns the handlers it
     replaced (none off the main thread), for ``restore_handlers``."""
-    import signal
-    import threading
 
     def handler(signum: int, frame: object) -> None:
         _STOP.signum = signum
@@ -72,8 +73,6 @@ def stop_on_sigterm() -> dict[int, object]:
 
 
 def restore_handlers(replaced: dict[int, object]) -> None:
-    import signal
-
     for signum, handler in replaced.items():
         signal.signal(signum, handler)
     _STOP.signum = 0
@@ -81,7 +80,5 @@ def restore_handlers(replaced: dict[int, object]) -> None:
 
 def raise_if_stopped() -> None:
     """Raise the stop signal this process got, if it got one that was swallowed."""
-    import signal
-
     if _STOP.signum:
         raise Terminated if _STOP.signum == signal.SIGTERM else KeyboardInterrupt

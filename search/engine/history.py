@@ -31,6 +31,7 @@ class EpochRecord:
 # epoch of highest validation accuracy, the earliest on ties (the reference's rule, which picks
 # an epoch after the fact, as early stopping would).
 JUDGES = ("last", "best")
+UNRECORDED_JUDGE = "best"  # the rule of runs stored before the rule itself was recorded
 
 
 def judged_epoch(history: Iterable[EpochRecord], judge: str) -> EpochRecord | None:

@@ -127,8 +127,9 @@ def train_job(job: Job) -> dict:
 
 def _summarise(study: optuna.Study, jobs: list[Job], results: list[dict]) -> list[dict]:
     rows = []
+    trials = {t.number: t for t in study.get_trials(deepcopy=False)}
     for number in dict.fromkeys(j.trial for j in jobs):  # in rank order
-        trial = study.trials[number]
+        trial = trials[number]
         runs = [r for r in results if r["trial"] == number]
         accs = [r["test_acc"] for r in runs if r["test_acc"] is not None]
         rows.append(

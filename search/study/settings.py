@@ -17,6 +17,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 import optuna
 
+from search.engine.history import UNRECORDED_JUDGE
 from search.errors import SearchError, UsageError
 from search.study.recovery import fail_orphaned_trials, fail_stale_trials
 from search.study.runner import RunnerConfig
@@ -53,7 +54,7 @@ class StudySettings:
     val_size: int
     # Added later: a study stored without them was run with these values.
     epochs: int | None = None  # every trial's epochs (--epochs); None: the space's own
-    judge_epoch: str = "best"  # which epoch's validation accuracy is the objective
+    judge_epoch: str = UNRECORDED_JUDGE  # which epoch's validation accuracy is the objective
 
     @classmethod
     def from_attr(cls, stored: dict) -> StudySettings:

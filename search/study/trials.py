@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from optuna.trial import FrozenTrial
+from optuna.trial import FrozenTrial, Trial
 
 from search.engine import history as run_history
 from search.engine.history import EpochRecord
 from search.study.space import Space
 
 
+def judge_of(t: FrozenTrial | Trial) -> str:
+    """The rule a trial is judged by, as it recorded it."""
+    return t.user_attrs.get("judge", run_history.UNRECORDED_JUDGE)
+
+
 def judged_epoch(t: FrozenTrial) -> EpochRecord | None:
     """The epoch the trial is judged by, from its stored history (None before its first), by
     the rule it was run with (trials from before the rule was recorded: the best epoch)."""
     history = (EpochRecord.from_attr(r) for r in t.user_attrs.get("history") or [])
-    return run_history.judged_epoch(history, t.user_attrs.get("judge", "best"))
+    return run_history.judged_epoch(history, judge_of(t))
 
 
 def note_of(t: FrozenTrial) -> str:

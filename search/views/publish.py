@@ -22,7 +22,7 @@ from optuna.trial import TrialState
 
 from search.study.queries import state_counts
 from search.study.space import Space
-from search.study.trials import judged_epoch, pct
+from search.study.trials import judge_of, judged_epoch, pct
 from search.views.figures import factor_effects, factor_figure, factor_panels, overview_figure
 from search.views.summary import format_final
 
@@ -76,7 +76,7 @@ class Publisher:
                 writer.writeheader()
                 writer.writerows(rows)
             self._upload(trial, path, "text/csv")
-            judged = result.judged(trial.user_attrs.get("judge", "best"))
+            judged = result.judged(judge_of(trial))
             if (
                 result.outcome == "completed"
                 and judged

@@ -12,7 +12,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.study.space import Space
-from search.study.trials import judged_epoch, note_of, pct
+from search.study.trials import judge_of, judged_epoch, note_of, pct
 
 BEST_SHOWN = 10  # rows of a sampler's summary
 
@@ -32,7 +32,7 @@ def rows_for_trials(trials: list[FrozenTrial], space: Space) -> list[dict[str, A
                 "n_params": t.user_attrs.get("n_params"),
                 "state": t.state.name,
                 "note": note_of(t),
-                "judge": t.user_attrs.get("judge", "best"),
+                "judge": judge_of(t),
             }
         )
     return rows
