@@ -31,7 +31,7 @@ from pathlib import Path
 import optuna
 import sqlalchemy
 
-from search.engine.data import default_data_dir
+from search.engine.datasets import default_data_dir
 from search.study.claims import claims_of
 
 KILLS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)

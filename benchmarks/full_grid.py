@@ -20,7 +20,7 @@ import tempfile
 import optuna
 from scaling import timed_run  # beside this file
 
-from search.engine.data import default_data_dir
+from search.engine.datasets import default_data_dir
 
 GRID_POINTS = 3**7
 

@@ -22,7 +22,7 @@ from scaling import drop_storage, fresh_storage  # beside this file
 
 from search.study import claims, runner
 from search.study.runner import Outcome
-from search.study.space import design
+from search.study.spacefile import design
 from search.study.storage import open_storage
 
 

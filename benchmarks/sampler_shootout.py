@@ -22,7 +22,7 @@ from pathlib import Path
 
 import optuna
 
-from search.engine.data import default_data_dir
+from search.engine.datasets import default_data_dir
 from search.run import main as run_main
 from search.study.samplers import DEFAULT_PRUNER, SAMPLERS
 from search.study.trials import judged_epoch

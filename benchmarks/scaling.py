@@ -22,7 +22,7 @@ import uuid
 import optuna
 import sqlalchemy
 
-from search.engine.data import default_data_dir
+from search.engine.datasets import default_data_dir
 
 
 def fresh_storage(base: str | None, tmp: str) -> str:

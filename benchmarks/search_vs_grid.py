@@ -20,7 +20,7 @@ from pathlib import Path
 import optuna
 from timed_study import run_for  # beside this file
 
-from search.engine.data import default_data_dir
+from search.engine.datasets import default_data_dir
 
 
 def main() -> None:

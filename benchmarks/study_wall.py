@@ -18,7 +18,7 @@ import tempfile
 import optuna
 from scaling import timed_run  # beside this file
 
-from search.engine.data import default_data_dir
+from search.engine.datasets import default_data_dir
 
 
 def run(workers: int, data_dir: str, extra: list[str]) -> tuple[float, int]:

@@ -22,8 +22,8 @@ from pathlib import Path
 import optuna
 from timed_study import run_for  # beside this file
 
-from search.engine.data import default_data_dir
-from search.study.space import design
+from search.engine.datasets import default_data_dir
+from search.study.spacefile import design
 
 
 def main() -> None:

@@ -20,7 +20,8 @@ import torchvision
 from torchvision import transforms
 
 from search.engine.config import ModelConfig, TrainConfig
-from search.engine.data import DataConfig, default_data_dir, load
+from search.engine.data import load
+from search.engine.datasets import DataConfig, default_data_dir
 from search.engine.device import resolve_device
 from search.engine.model import build_mlp
 from search.engine.train import evaluate, fit

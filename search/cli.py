@@ -59,3 +59,13 @@ def guarded(body: Callable[[], int], debug: bool, interrupted: str = "interrupte
         return exit_code_of(stop)
     finally:  # as before, for a caller that runs this in its own process (the tests)
         restore_handlers(replaced)
+
+
+def seed_int(text: str) -> int:
+    """A seed NumPy and torch both take: a whole number from 0 to 2**32 - 1."""
+    value = int(text) if text.strip().isdigit() else -1
+    if not 0 <= value < 2**32:
+        raise argparse.ArgumentTypeError(
+            f"expected a whole number from 0 to 4294967295, got {text!r}"
+        )
+    return value

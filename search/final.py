@@ -18,7 +18,7 @@ import optuna
 from optuna_dashboard import save_note
 
 from search.cli import Parser, guarded, positive_int
-from search.engine.data import default_data_dir
+from search.engine.datasets import default_data_dir
 from search.engine.device import DEVICES, resolve_device
 from search.study.final import FinalConfig, finalize
 from search.study.pool import default_workers
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     def body() -> int:
-        study = load_existing_study(args.storage, args.study_name)
+        study = load_existing_study(args.storage, args.study_name, writes=True)
         device = resolve_device(args.device)
         models = args.top * args.seeds
         cfg = FinalConfig(

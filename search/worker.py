@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     def join() -> int:
-        study = load_existing_study(args.storage, args.study_name)
+        study = load_existing_study(args.storage, args.study_name, writes=True)
         host = HostOptions(
             data_dir=args.data_dir or "",
             device=str(resolve_device(args.device)),

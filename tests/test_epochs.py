@@ -11,7 +11,7 @@ from search.engine.history import EpochRecord, judged_epoch
 from search.run import main
 from search.study.samplers import first_rung, make_pruner
 from search.study.settings import stored_settings, stored_space
-from search.study.space import design
+from search.study.spacefile import design
 
 from .test_run import args
 
@@ -36,7 +36,7 @@ def test_the_last_epoch_rule_takes_the_last_and_the_best_rule_the_earliest_best(
 def test_epochs_fix_every_trials_length_and_the_pruners_horizon(tiny_root, tmp_path):
     db = tmp_path / "s.db"
     assert main(args(tiny_root, db, *RANDOM, "--n-trials", "2", "--epochs", "3")) == 0
-    study = study_of(db, "mnist-default-random-ep3")
+    study = study_of(db, "mnist-default-random-ep3-v200")
     assert stored_settings(study).epochs == 3
     assert [len(t.user_attrs["history"]) for t in study.trials] == [3, 3]
     assert [t.user_attrs["config"]["train"]["epochs"] for t in study.trials] == [3, 3]
@@ -59,7 +59,7 @@ def test_the_default_space_runs_fifteen_epochs_and_first_prunes_after_three():
 def test_a_search_is_judged_by_its_last_epoch(tiny_root, tmp_path):
     db = tmp_path / "s.db"
     assert main(args(tiny_root, db, *RANDOM, "--n-trials", "3", "--epochs", "4")) == 0
-    for t in study_of(db, "mnist-default-random-ep4").trials:
+    for t in study_of(db, "mnist-default-random-ep4-v200").trials:
         last = t.user_attrs["history"][-1]
         assert t.user_attrs["judge"] == "last" and t.user_attrs["judged_epoch"] == 4
         assert t.value == last["val_acc"] and t.user_attrs["test_acc_judged"] == last["test_acc"]
@@ -68,7 +68,7 @@ def test_a_search_is_judged_by_its_last_epoch(tiny_root, tmp_path):
 def test_a_grid_keeps_the_reference_rule_the_best_epoch(tiny_root, tmp_path):
     db = tmp_path / "s.db"
     assert main(args(tiny_root, db, "--max-epochs", "3", "--n-trials", "4")) == 0
-    done = [t for t in study_of(db, "mnist-ofat-e3").trials if t.state.name == "COMPLETE"]
+    done = [t for t in study_of(db, "mnist-ofat-e3-v200").trials if t.state.name == "COMPLETE"]
     assert len(done) == 4
     for t in done:
         best = max(r["val_acc"] for r in t.user_attrs["history"])
@@ -79,7 +79,7 @@ def test_the_judged_epoch_can_be_chosen_and_is_part_of_the_study(tiny_root, tmp_
     db = tmp_path / "s.db"
     base = args(tiny_root, db, *RANDOM, "--n-trials", "1", "--max-epochs", "3")
     assert main([*base, "--judge-epoch", "best"]) == 0
-    (t,) = study_of(db, "mnist-default-random-e3").trials
+    (t,) = study_of(db, "mnist-default-random-e3-v200").trials
     assert t.value == max(r["val_acc"] for r in t.user_attrs["history"])
     capsys.readouterr()
     assert main(base) == 2  # resumed with the default rule, last: refused
@@ -91,13 +91,13 @@ def test_a_study_made_before_these_settings_resumes_as_it_was_run(tiny_root, tmp
     db = tmp_path / "s.db"
     base = args(tiny_root, db, *RANDOM, "--max-epochs", "2", "--judge-epoch", "best")
     assert main([*base, "--n-trials", "1"]) == 0
-    study = study_of(db, "mnist-default-random-e2")
+    study = study_of(db, "mnist-default-random-e2-v200")
     old = {
         k: v for k, v in study.user_attrs["settings"].items() if k not in ("epochs", "judge_epoch")
     }
     study.set_user_attr("settings", old)  # as an older version stored it
     assert main([*base, "--n-trials", "2"]) == 0
-    assert [t.state.name for t in study_of(db, "mnist-default-random-e2").trials] == [
+    assert [t.state.name for t in study_of(db, "mnist-default-random-e2-v200").trials] == [
         "COMPLETE"
     ] * 2
 
@@ -111,7 +111,7 @@ def test_epochs_are_refused_for_a_grid_with_one_line(tmp_path, capsys):
 def test_a_capped_trial_still_reaches_the_end_of_its_schedule(tiny_root, tmp_path):
     db = tmp_path / "s.db"
     assert main(args(tiny_root, db, *RANDOM, "--n-trials", "1", "--max-epochs", "2")) == 0
-    (t,) = study_of(db, "mnist-default-random-e2").trials
+    (t,) = study_of(db, "mnist-default-random-e2-v200").trials
     schedule = t.user_attrs["config"]["train"]["schedule"]
     # The default space's 1 warm-up epoch of 15, shrunk with the run to 2 epochs.
     assert schedule["kind"] == "cosine" and math.isclose(schedule["warmup_epochs"], 2 / 15)

@@ -22,7 +22,7 @@ from search.views.report import write_report
 
 from .test_run import args
 
-STUDY = "mnist-default-random-e2"
+STUDY = "mnist-default-random-e2-v200"
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,8 @@ from optuna.trial import TrialState
 
 from search.study import claims, runner
 from search.study.runner import Outcome
-from search.study.space import design, parse_space, point_key
+from search.study.space import point_key
+from search.study.spacefile import design, parse_space
 from search.study.storage import open_storage
 
 from .test_workers import pg_url  # noqa: F401 - the fixture: a fresh PostgreSQL database

@@ -28,7 +28,7 @@ from search.views.report import summary_table
 
 from .test_run import args
 
-NAME = "mnist-ofat-e2"
+NAME = "mnist-ofat-e2-v200"
 
 
 @pytest.fixture(scope="module")
@@ -88,8 +88,15 @@ def test_report_writes_factor_pages_the_overview_and_the_summaries(ofat_db, tmp_
     assert any(n.startswith("parameter-importance--ped-anova") for n in names)
     rows = list(csv.DictReader(open(out / "summary.csv")))
     assert len(rows) == 15 and {"val_acc", "test_acc", "seconds", "state"} <= set(rows[0])
+    assert {r["epochs_run"] for r in rows} == {"2"} and {r["train_images"] for r in rows} == {
+        "1000"
+    }
     index = (out / "index.html").read_text()
     assert 'href="factor--lr.html"' in index
+    # One factor at a time never varies two together: no contour of two of them.
+    assert "never varies two factors together" in index
+    assert not any(n.startswith("contour") for n in names)
+    assert "15 trials: 15 complete" in index and "1,000 training images" in index
     assert "kaleido" in capsys.readouterr().out  # says once that PNGs were skipped
 
 
@@ -284,7 +291,14 @@ def test_a_report_and_the_dashboard_read_while_two_workers_write(tiny_root, tmp_
             assert {"RUNNING", "COMPLETE"} <= states, states
         out = tmp_path / "rep"
         code = report.main(
-            ["--study-name", "mnist-ofat-e1", "--storage", f"sqlite:///{db}", "--out", str(out)]
+            [
+                "--study-name",
+                "mnist-ofat-e1-v200",
+                "--storage",
+                f"sqlite:///{db}",
+                "--out",
+                str(out),
+            ]
         )
         assert code == 0
         running = [r for r in csv.DictReader(open(out / "summary.csv")) if r["state"] == "RUNNING"]
@@ -293,7 +307,7 @@ def test_a_report_and_the_dashboard_read_while_two_workers_write(tiny_root, tmp_
         _, err = search.communicate(timeout=600)
     assert search.returncode == 0, err
     assert "locked" not in err
-    states = [t.state.name for t in load_trials_of(db, "mnist-ofat-e1")]
+    states = [t.state.name for t in load_trials_of(db, "mnist-ofat-e1-v200")]
     assert states == ["COMPLETE"] * 15
 
 

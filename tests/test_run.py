@@ -40,12 +40,12 @@ def test_grid_runs_all_fifteen_points_then_resumes_with_nothing_to_do(tiny_root,
     assert main(args(tiny_root, db, "--max-epochs", "1")) == 0
     table = capsys.readouterr().out
     assert "differs from baseline" in table and "activation=tanh" in table
-    first = load_trials(db, "mnist-ofat-e1")
+    first = load_trials(db, "mnist-ofat-e1-v200")
     assert [t.state.name for t in first] == ["COMPLETE"] * 15
     assert len(set(completed_points(first))) == 15
 
     assert main(args(tiny_root, db, "--max-epochs", "1")) == 0
-    again = load_trials(db, "mnist-ofat-e1")
+    again = load_trials(db, "mnist-ofat-e1-v200")
     assert [(t.number, t.value, t.datetime_complete) for t in again] == [
         (t.number, t.value, t.datetime_complete) for t in first
     ]
@@ -54,7 +54,7 @@ def test_grid_runs_all_fifteen_points_then_resumes_with_nothing_to_do(tiny_root,
 def test_trials_store_what_a_chart_needs(tiny_root, tmp_path):
     db = tmp_path / "s.db"
     assert main(args(tiny_root, db, "--max-epochs", "2", "--n-trials", "1")) == 0
-    trials = load_trials(db, "mnist-ofat-e2")
+    trials = load_trials(db, "mnist-ofat-e2-v200")
     (trial,) = [t for t in trials if t.state.name == "COMPLETE"]
     assert {t.state.name for t in trials[1:]} == {"WAITING"}  # the rest stays queued
     attrs = trial.user_attrs
@@ -75,7 +75,7 @@ def test_the_study_records_the_command_that_made_it(tiny_root, tmp_path):
     db = tmp_path / "my data" / "s.db"  # a space in a path must survive the round trip
     argv = args(tiny_root, db, "--max-epochs", "1", "--n-trials", "1", "--seed", "5")
     assert main(argv) == 0
-    study = optuna.load_study(study_name="mnist-ofat-e1", storage=f"sqlite:///{db}")
+    study = optuna.load_study(study_name="mnist-ofat-e1-v200", storage=f"sqlite:///{db}")
     assert study.user_attrs["settings"]["seed"] == 5
     assert study.user_attrs["command"] == "python -m search.run " + shlex.join(argv)
     assert shlex.split(study.user_attrs["command"])[3:] == argv
@@ -153,11 +153,13 @@ def test_an_interrupted_run_resumes_with_every_point_completed_once(
     proc.send_signal(sig)
     proc.communicate(timeout=120)
     assert proc.returncode == (130 if sig == signal.SIGINT else -signal.SIGKILL)
-    before = {t.number: t for t in load_trials(db, "mnist-ofat-e2") if t.state.name == "COMPLETE"}
+    before = {
+        t.number: t for t in load_trials(db, "mnist-ofat-e2-v200") if t.state.name == "COMPLETE"
+    }
     assert sorted(before) == [0, 1, 2]
 
     assert main(args(tiny_root, db, "--max-epochs", "2")) == 0  # the rerun, in this process
-    after = load_trials(db, "mnist-ofat-e2")
+    after = load_trials(db, "mnist-ofat-e2-v200")
     unfinished = [(t.number, t.state.name) for t in after if t.state.name != "COMPLETE"]
     assert len(completed_points(after)) == len(set(completed_points(after))) == 15, unfinished
     for number, t in before.items():  # nothing completed was rerun or changed

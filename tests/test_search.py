@@ -13,7 +13,7 @@ from search.errors import UsageError
 from search.run import main
 from search.study.claims import claims_of
 from search.study.samplers import PRUNERS, SAMPLERS, make_pruner
-from search.study.space import SPACES_DIR, load_space
+from search.study.spacefile import SPACES_DIR, load_space
 from search.views.best import best_trial
 
 from .test_run import args
@@ -65,7 +65,7 @@ def test_every_sampler_runs_a_few_trials_of_the_default_space(sampler, tiny_root
         )
     )
     assert code == 0
-    trials = study_of(db, f"mnist-default-{sampler}-e1").get_trials()
+    trials = study_of(db, f"mnist-default-{sampler}-e1-v200").get_trials()
     assert len(trials) == 3 and all(t.state.name == "COMPLETE" for t in trials)
     assert [c["sampler"] for t in trials for c in claims_of(t)] == [SAMPLER_CLASSES[sampler]] * 3
     assert {"layers", "units", "optimizer", "lr_factor", "batch_size"} <= set(trials[0].params)
@@ -85,7 +85,7 @@ def test_samplers_explore_a_designs_levels(tiny_root, tmp_path):
         "--max-epochs",
         "1",
     )
-    trials = complete(study_of(db, "mnist-full-random-e1"))
+    trials = complete(study_of(db, "mnist-full-random-e1-v200"))
     assert len(trials) == 2 and trials[0].params["layers"] in (1, 3, 5)
 
 
@@ -109,7 +109,7 @@ def _tpe_params(root: Path, db: Path, seed: str) -> list[dict]:
         )
         == 0
     )
-    return [t.params for t in study_of(db, "mnist-default-tpe-e1").get_trials()]
+    return [t.params for t in study_of(db, "mnist-default-tpe-e1-v200").get_trials()]
 
 
 def test_the_same_seed_suggests_the_same_sequence(tiny_root, tmp_path):
@@ -161,7 +161,7 @@ def test_a_pruned_trial_keeps_its_partial_history(tiny_root, tmp_path):
         "--seed",
         "2",
     )
-    trials = study_of(db, "mnist-default-random-e3").get_trials()
+    trials = study_of(db, "mnist-default-random-e3-v200").get_trials()
     # Stopped by the pruner, not ended by a diverging loss (also PRUNED, but not pruning).
     stopped = [t for t in trials if t.user_attrs.get("outcome") == "stopped"]
     assert stopped, [(t.state.name, t.user_attrs.get("reason")) for t in trials]
@@ -239,7 +239,7 @@ def test_multi_objective_search_returns_a_pareto_front(tiny_root, tmp_path, caps
         )
     )
     assert code == 0
-    study = study_of(db, "mnist-widths-params-e2")
+    study = study_of(db, "mnist-widths-params-e2-v200")
     assert len(study.directions) == 2 and len(study.best_trials) >= 2
     assert "Pareto front" in capsys.readouterr().out
 
@@ -266,28 +266,30 @@ def test_best_prints_a_space_file_that_reruns_the_best_configuration(tiny_root, 
     )
     capsys.readouterr()
     assert (
-        best.main(["--study-name", "mnist-default-random-e1", "--storage", f"sqlite:///{db}"]) == 0
+        best.main(["--study-name", "mnist-default-random-e1-v200", "--storage", f"sqlite:///{db}"])
+        == 0
     )
     toml = capsys.readouterr().out
     path = tmp_path / "best.toml"
     path.write_text(toml)
     space = load_space(path)
-    top = best_trial(study_of(db, "mnist-default-random-e1"))
-    assert {k: p.value for k, p in space.params.items()} == top.params
-    run_ok(
-        tiny_root,
-        db,
-        "--sampler",
-        "grid",
-        "--space",
-        str(path),
-        "--max-epochs",
-        "1",
-        "--study-name",
-        "rerun",
-    )
+    top = best_trial(study_of(db, "mnist-default-random-e1-v200"))
+    # As it ran: one epoch (--max-epochs 1), its warm-up shrunk with it.
+    assert {k: p.value for k, p in space.params.items()} == {
+        **top.params,
+        "epochs": 1,
+        "warmup_epochs": top.params["warmup_epochs"] / top.params["epochs"],
+    }
+    assert space.settings == {
+        "dataset": "mnist",
+        "seed": 1,
+        "val_size": 200,
+        "judge_epoch": "last",
+    }
+    # No caps on the command: the file carries them.
+    run_ok(tiny_root, db, "--sampler", "grid", "--space", str(path), "--study-name", "rerun")
     (rerun,) = complete(study_of(db, "rerun"))
-    assert rerun.params == top.params and rerun.value == top.value
+    assert rerun.value == top.value and rerun.user_attrs["epochs"] == 1
 
 
 def test_best_of_a_missing_study_is_one_line(tmp_path, capsys):
@@ -333,7 +335,7 @@ def test_a_cosine_schedule_runs_from_a_space_file(tiny_root, tmp_path):
     space.write_text('[params]\nschedule = "cosine"\nwarmup_epochs = 1\nepochs = 2\n')
     db = tmp_path / "s.db"
     run_ok(tiny_root, db, "--sampler", "grid", "--space", str(space))
-    (trial,) = complete(study_of(db, "mnist-cos"))
+    (trial,) = complete(study_of(db, "mnist-cos-v200"))
     assert trial.user_attrs["config"]["train"]["schedule"] == {
         "kind": "cosine",
         "gamma": 0.7,

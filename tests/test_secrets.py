@@ -28,12 +28,12 @@ def test_a_password_in_the_storage_url_never_reaches_the_database_or_the_output(
     data = ["--data-dir", str(tiny_root), "--storage", storage]
     search = ["--sampler", "random", "--n-trials", "2", "--max-epochs", "1", "--val-size", "200"]
     assert run_main([*data, *search, "--workers", "1", "--verbose"]) == 0
-    name = ["--study-name", "mnist-default-random-e1", "--storage", storage]
+    name = ["--study-name", "mnist-default-random-e1-v200", "--storage", storage]
     assert final.main([*name, "--data-dir", str(tiny_root), "--top", "1", "--seeds", "1"]) == 0
     assert report.main(name) == 0 and best.main(name) == 0
     assert run_main([*data, *search, "--study-name", "n", "--warm-start", "nope"]) == 2
     out, err = capsys.readouterr()
-    assert "mnist-default-random-e1" in out and secret not in out + err
+    assert "mnist-default-random-e1-v200" in out and secret not in out + err
 
     study = optuna.load_study(study_name=name[1], storage=storage)
     assert "***" in study.user_attrs["command"] and secret not in get_note(study)
@@ -54,7 +54,7 @@ def test_every_command_takes_its_storage_from_the_environment(tiny_root, tmp_pat
     monkeypatch.setenv("SEARCH_STORAGE", f"sqlite:///{tmp_path}/env.db")
     search = ["--sampler", "random", "--n-trials", "1", "--max-epochs", "1", "--val-size", "200"]
     assert run_main(["--data-dir", str(tiny_root), *search, "--create-only"]) == 0
-    name = ["--study-name", "mnist-default-random-e1"]
+    name = ["--study-name", "mnist-default-random-e1-v200"]
     assert worker.main([*name, "--data-dir", str(tiny_root), "--quiet"]) == 0
     assert best.main(name) == 0
     (trial,) = optuna.load_study(study_name=name[1], storage=f"sqlite:///{tmp_path}/env.db").trials

@@ -5,7 +5,8 @@ import pytest
 
 from search.engine.schedules import Schedule
 from search.errors import UsageError
-from search.study.space import design, point_key
+from search.study.space import point_key
+from search.study.spacefile import design
 from search.study.vocabulary import BASELINE, to_configs
 
 

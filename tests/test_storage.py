@@ -1,18 +1,26 @@
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import datetime
 import os
 import socket
 import sqlite3
 import subprocess
 import sys
+from pathlib import Path
 
 import optuna
 import pytest
 
 from search.errors import StorageError
 from search.study.recovery import OWNERLESS_GRACE_S, fail_orphaned_trials
+from search.study.sqlite_files import is_new_sqlite
 from search.study.storage import open_storage
+
+REPO = Path(__file__).resolve().parent.parent
+PR_CAPBSET_DROP = 24  # from <linux/prctl.h>
+CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH = 1, 2  # from <linux/capability.h>
 
 
 def test_a_new_sqlite_file_is_created_with_its_folder_and_write_ahead_log(tmp_path):
@@ -119,3 +127,248 @@ def test_the_pools_cleanup_after_an_interrupt_prints_no_traceback(tmp_path):
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0 and done.stderr == ""
+
+
+def without_root_powers() -> None:
+    """In the child, before it runs python: root ignores file modes, so drop the capabilities
+    that let it (from the bounding set, so the program run never gets them). It stays uid 0
+    rather than becoming nobody: the interpreter may live in root's home, closed to others."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    for cap in (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH):
+        if libc.prctl(PR_CAPBSET_DROP, cap, 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP) failed")
+
+
+def run_as_a_user(*args: str) -> subprocess.CompletedProcess[str]:
+    """``python ARGS`` in the repository, bound by file modes as any user is (root too)."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=without_root_powers if os.geteuid() == 0 else None,
+    )
+
+
+def open_as_a_user(url: str) -> subprocess.CompletedProcess[str]:
+    """What a command that writes (search.run) does first: open the storage, in a process of
+    its own, printing a refusal as every command does."""
+    code = (
+        "import sys\n"
+        "from search.cli import guarded\n"
+        "from search.study.storage import open_storage\n"
+        f"sys.exit(guarded(lambda: open_storage({url!r}) and 0, debug=False))\n"
+    )
+    return run_as_a_user("-c", code)
+
+
+def one_line_refusal(done: subprocess.CompletedProcess[str]) -> str:
+    """The one line a refused command printed, after checking that it printed only that."""
+    assert done.returncode == 1, done.stderr
+    assert "Traceback" not in done.stderr and len(done.stderr.splitlines()) == 1, done.stderr
+    assert done.stderr.startswith("error: --storage sqlite:///")
+    return done.stderr.strip()
+
+
+def tree(folder: Path) -> dict[str, bytes | None]:
+    """Every path under ``folder`` with its bytes (None for a folder), as root sees it."""
+    return {
+        str(p.relative_to(folder)): None if p.is_dir() else p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+    }
+
+
+@pytest.fixture
+def modes():
+    """``modes(path, mode)``: chmod for one test; the modes are put back after it, so that
+    pytest can remove its temporary folders."""
+    changed: list[tuple[Path, int]] = []
+
+    def chmod(path: Path, mode: int) -> None:
+        changed.append((path, path.stat().st_mode))
+        path.chmod(mode)
+
+    yield chmod
+    for path, mode in reversed(changed):
+        with contextlib.suppress(FileNotFoundError):  # SQLite's log, gone with its connection
+            path.chmod(mode)
+
+
+@pytest.fixture
+def study_file(tmp_path: Path) -> Path:
+    """An Optuna database holding study 'x' with one finished trial, in a folder of its own."""
+    path = tmp_path / "shared" / "x.db"
+    storage = open_storage(f"sqlite:///{path}")
+    study = optuna.create_study(storage=storage, study_name="x")
+    study.add_trial(optuna.trial.create_trial(params={}, distributions={}, value=0.5))
+    storage.engine.dispose()  # the last connection closed: SQLite folds its log into x.db
+    assert sorted(p.name for p in path.parent.iterdir()) == ["x.db"]
+    return path
+
+
+def test_permission_tests_run_bound_by_file_modes(tmp_path, modes):
+    locked = tmp_path / "locked"
+    locked.write_text("")
+    modes(locked, 0o444)
+    done = run_as_a_user("-c", f"open({str(locked)!r}, 'w')")
+    assert "PermissionError" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("folder_mode", "below", "refusal"),
+    [
+        (0o555, "x.db", "cannot create {folder}/x.db (permission denied)"),
+        (0o555, "sub/deeper/x.db", "cannot create the folder {folder}/sub (permission denied)"),
+        (0o000, "x.db", "cannot look in {folder} (permission denied)"),
+        (0o000, "sub/x.db", "cannot look in {folder} (permission denied)"),
+    ],
+    ids=["read-only folder", "read-only folder, new folders", "closed folder", "closed, new"],
+)
+def test_a_new_database_in_a_folder_that_cannot_be_written_is_refused_in_one_line(
+    tmp_path, modes, folder_mode, below, refusal
+):
+    folder = tmp_path / "theirs"
+    folder.mkdir()
+    modes(folder, folder_mode)
+    url = f"sqlite:///{folder}/{below}"
+    line = one_line_refusal(open_as_a_user(url))
+    expected = refusal.format(folder=folder)
+    assert line == f"error: --storage {url}: {expected}; choose a folder you can write to"
+    assert tree(tmp_path) == {"theirs": None}
+
+
+@pytest.mark.parametrize(
+    ("file_mode", "folder_mode", "problem"),
+    [
+        (0o444, 0o755, "{path} is read-only (permission denied)"),
+        (0o444, 0o555, "{path} is read-only (permission denied)"),
+        (
+            0o644,
+            0o555,
+            "{path} cannot be written: its folder {path.parent} is read-only (permission "
+            "denied), and SQLite keeps its write-ahead log (x.db-wal, x.db-shm) there",
+        ),
+    ],
+    ids=["read-only file", "read-only file and folder", "read-only folder"],
+)
+def test_a_search_into_a_database_it_cannot_write_is_refused_in_one_line(
+    study_file, tiny_root, modes, file_mode, folder_mode, problem
+):
+    before = tree(study_file.parent)
+    modes(study_file, file_mode)
+    modes(study_file.parent, folder_mode)
+    url = f"sqlite:///{study_file}"
+    done = run_as_a_user(
+        "-m", "search.run", "--study-name", "x", "--sampler", "grid", "--max-epochs", "1",
+        "--train-limit", "300", "--val-size", "200", "--data-dir", str(tiny_root),
+        "--storage", url, "--create-only",
+    )  # fmt: skip
+    assert one_line_refusal(done) == (
+        f"error: --storage {url}: {problem.format(path=study_file)}; to add to it, copy it into "
+        "a folder you can write to and point --storage at the copy"
+    )
+    assert tree(study_file.parent) == before
+
+
+@pytest.mark.parametrize(
+    ("file_mode", "folder_mode"),
+    [(0o444, 0o755), (0o444, 0o555), (0o644, 0o555)],
+    ids=["read-only file", "read-only file and folder", "read-only folder"],
+)
+def test_a_database_it_cannot_write_can_still_be_read(study_file, modes, file_mode, folder_mode):
+    before = tree(study_file.parent)
+    modes(study_file, file_mode)
+    modes(study_file.parent, folder_mode)
+    done = run_as_a_user(
+        "-m", "search.best", "--study-name", "x", "--storage", f"sqlite:///{study_file}"
+    )
+    assert done.returncode == 0 and done.stderr == "", done.stderr
+    assert "# Best trial 0 of study 'x'" in done.stdout
+    assert tree(study_file.parent) == before
+
+
+def test_a_reader_sees_what_a_running_search_has_not_yet_written_into_the_file(study_file, modes):
+    # The search's log (x.db-wal) holds a change that is not in x.db yet.
+    with contextlib.closing(sqlite3.connect(study_file)) as writer:
+        writer.execute("UPDATE studies SET study_name = 'renamed'")
+        writer.commit()
+        assert (study_file.parent / "x.db-wal").stat().st_size > 0
+        for path in study_file.parent.iterdir():
+            modes(path, 0o444)
+        modes(study_file.parent, 0o555)
+        before = tree(study_file.parent)
+        done = run_as_a_user(
+            "-m", "search.best", "--study-name", "renamed", "--storage", f"sqlite:///{study_file}"
+        )
+        assert done.returncode == 0, done.stderr
+        assert tree(study_file.parent) == before
+
+
+@pytest.mark.parametrize(
+    ("file_mode", "folder_mode", "refusal"),
+    [
+        (0o000, 0o755, "cannot read {path} (permission denied)"),
+        (0o644, 0o000, "cannot look in {path.parent} (permission denied)"),
+    ],
+    ids=["unreadable file", "closed folder"],
+)
+def test_a_database_it_cannot_read_is_refused_in_one_line(
+    study_file, modes, file_mode, folder_mode, refusal
+):
+    modes(study_file, file_mode)
+    modes(study_file.parent, folder_mode)
+    url = f"sqlite:///{study_file}"
+    done = run_as_a_user("-m", "search.best", "--study-name", "x", "--storage", url)
+    assert one_line_refusal(done) == (
+        f"error: --storage {url}: {refusal.format(path=study_file)}; choose a database you can "
+        "read"
+    )
+
+
+def test_a_new_database_sqlite_cannot_set_up_is_removed_with_its_folders(tmp_path, monkeypatch):
+    import search.study.sqlite_files as sqlite_files
+
+    def broken(path):
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(sqlite_files, "_set_wal", broken)
+    url = f"sqlite:///{tmp_path}/new/er/x.db"
+    with pytest.raises(StorageError) as err:
+        open_storage(url)
+    assert str(err.value) == (
+        f"--storage {url}: cannot create {tmp_path}/new/er/x.db (disk I/O error); choose a "
+        "folder you can write to"
+    )
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_new_database_optuna_cannot_set_up_is_removed_with_its_folders(tmp_path, monkeypatch):
+    import search.study.storage as storage
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("no tables for you")
+
+    monkeypatch.setattr(storage, "RDBStorage", broken)
+    with pytest.raises(StorageError, match="cannot open the database: no tables for you"):
+        open_storage(f"sqlite:///{tmp_path}/new/x.db")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("url", "new"),
+    [
+        ("sqlite:///{tmp}/new/x.db", "{tmp}/new/x.db"),
+        ("sqlite:///relative/x.db", "relative/x.db"),
+        ("sqlite:///{tmp}/old.db", None),
+        ("sqlite:///:memory:", None),
+        ("sqlite://", None),
+        ("postgresql+psycopg://u@127.0.0.1:1/x", None),
+        ("nonsense", None),
+    ],
+)
+def test_is_new_sqlite_names_the_file_a_search_would_create(tmp_path, url, new):
+    (tmp_path / "old.db").touch()
+    expected = None if new is None else Path(new.format(tmp=tmp_path))
+    assert is_new_sqlite(url.format(tmp=tmp_path)) == expected
+    assert list(tmp_path.iterdir()) == [tmp_path / "old.db"]

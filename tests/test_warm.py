@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from search.run import main
-from search.study.space import design, parse_space
+from search.study.spacefile import design, parse_space
 from search.study.warm import KNOWN_GOOD, fit_point
 
 from .test_run import args
@@ -24,7 +24,7 @@ def test_the_baseline_runs_first_with_the_known_good_values(tiny_root, tmp_path)
     db = tmp_path / "s.db"
     argv = args(tiny_root, db, *SAMPLER, "--n-trials", "2", "--enqueue-baseline")
     assert main(argv) == 0
-    first, second = trials(db, "mnist-default-random-e1")
+    first, second = trials(db, "mnist-default-random-e1-v200")
     assert first.user_attrs["warm_start"] == "baseline" and "warm_start" not in second.user_attrs
     searched = ("layers", "units", "optimizer", "lr_factor", "dropout", "weight_decay")
     assert {k: first.params[k] for k in searched} == {
@@ -37,7 +37,9 @@ def test_the_baseline_runs_first_with_the_known_good_values(tiny_root, tmp_path)
     }
     assert first.user_attrs["config"]["train"]["epochs"] == 1  # capped as every trial is
     assert main(argv) == 0  # a rerun queues nothing again
-    assert [t.user_attrs.get("warm_start") for t in trials(db, "mnist-default-random-e1")] == [
+    assert [
+        t.user_attrs.get("warm_start") for t in trials(db, "mnist-default-random-e1-v200")
+    ] == [
         "baseline",
         None,
     ]
@@ -66,8 +68,8 @@ def test_a_warm_start_from_another_space_uses_the_points_that_fit(tiny_root, tmp
         == 0
     )
     argv = args(tiny_root, db, *SAMPLER, "--space", str(narrow), "--n-trials", "2")
-    assert main([*argv, "--warm-start", "mnist-wide-e1"]) == 0
-    new = trials(db, "mnist-narrow-random-e1")
+    assert main([*argv, "--warm-start", "mnist-wide-e1-v200"]) == 0
+    new = trials(db, "mnist-narrow-random-e1-v200")
     warm = [t for t in new if "warm_start" in t.user_attrs]
     assert {t.params["units"] for t in warm} == {16, 32}  # 8 and 64 do not fit
     assert all(t.params["lr"] in (0.5, 1.0) for t in warm)  # left to the sampler

@@ -51,7 +51,7 @@ def ofat_data(tiny_root) -> tuple[list[str], str]:
     real = os.environ.get("SEARCH_DATA_DIR")
     if real and (Path(real) / "MNIST" / "raw").is_dir():
         return ["--data-dir", real, "--train-limit", "2000"], "mnist-ofat-e1-n2000"
-    return ["--data-dir", str(tiny_root), "--val-size", "200"], "mnist-ofat-e1"
+    return ["--data-dir", str(tiny_root), "--val-size", "200"], "mnist-ofat-e1-v200"
 
 
 def run_workers(
@@ -74,7 +74,7 @@ def run_workers(
     )
 
 
-def check_exactly_once(storage: str, name: str = "mnist-ofat-e1") -> list:
+def check_exactly_once(storage: str, name: str = "mnist-ofat-e1-v200") -> list:
     """Every point COMPLETE in one trial that ran once: one claim each, 15 in all."""
     trials = optuna.load_study(study_name=name, storage=storage).get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE"] * 15
@@ -107,7 +107,7 @@ def test_a_workers_sampler_is_seeded_by_its_worker_id_never_its_pid(
     storage = f"sqlite:///{tmp_path}/s.db"
     create = ["--sampler", "random", "--seed", "7", "--val-size", "200", "--create-only"]
     assert run_main(["--data-dir", str(tiny_root), "--storage", storage, *create]) == 0
-    study = optuna.load_study(study_name="mnist-default-random", storage=storage)
+    study = optuna.load_study(study_name="mnist-default-random-v200", storage=storage)
     seeds = []
     real = settings_module.make_sampler
     monkeypatch.setattr(
@@ -133,7 +133,7 @@ def test_a_late_worker_only_takes_unclaimed_points(tiny_root, tmp_path, capsys):
     assert run_main([*lift, "--max-epochs", "1", "--workers", "1", "--n-trials", "6"]) == 0
     before = {
         t.number: t.datetime_complete
-        for t in optuna.load_study(study_name="mnist-ofat-e1", storage=storage).get_trials()
+        for t in optuna.load_study(study_name="mnist-ofat-e1-v200", storage=storage).get_trials()
         if t.state.name == "COMPLETE"
     }
     assert len(before) == 6
@@ -148,7 +148,7 @@ def test_a_late_worker_only_takes_unclaimed_points(tiny_root, tmp_path, capsys):
             "--storage",
             storage,
             "--study-name",
-            "mnist-ofat-e1",
+            "mnist-ofat-e1-v200",
             "--data-dir",
             str(tiny_root),
             "--quiet",
@@ -192,7 +192,7 @@ def start_two_workers(root: Path, storage: str, env: dict | None = None) -> subp
     )
 
 
-def trials_of(storage: str, name: str = "mnist-ofat-e2") -> list[optuna.trial.FrozenTrial]:
+def trials_of(storage: str, name: str = "mnist-ofat-e2-v200") -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name=name, storage=storage).get_trials()
 
 
@@ -258,7 +258,7 @@ def test_sigterm_stops_a_lone_worker_with_143_and_its_trial_is_rerun(tiny_root, 
     create = ["--val-size", "200", "--max-epochs", "2", "--create-only", "--quiet"]
     assert run_main([*data, *create]) == 0
     mid_trial = pause(after_epochs=1)
-    join = [*data, "--study-name", "mnist-ofat-e2", "--quiet"]
+    join = [*data, "--study-name", "mnist-ofat-e2-v200", "--quiet"]
     lone = subprocess.Popen(
         [sys.executable, "-m", "search.worker", *join],
         stdout=subprocess.PIPE,
@@ -348,7 +348,7 @@ def test_a_run_without_workers_given_spreads_a_study_over_the_cores(tiny_root, t
     assert run_main([*argv, "--space", str(space), "--storage", db]) == 0
     said = capsys.readouterr().err
     assert (f"with {cores} workers" in said) == (cores > 1), said
-    trials = optuna.load_study(study_name="mnist-w-e1", storage=db).get_trials()
+    trials = optuna.load_study(study_name="mnist-w-e1-v200", storage=db).get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE"] * (cores + 2)
     assert os.getpid() not in {claims_of(t)[0]["pid"] for t in trials} or cores == 1
 

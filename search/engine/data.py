@@ -2,62 +2,31 @@
 
 Images become float32 rows of 784 normalised pixels on the chosen device; a seeded validation
 split is carved out of the training set, so the test set is only ever reported, never used to
-choose anything.
+choose anything. Absent files are downloaded first (``search.engine.download``).
 """
 
 from __future__ import annotations
 
-import contextlib
-import io
 import math
-import os
 import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from search.engine.datasets import (
+    DATASETS,
+    DataConfig,
+    expected,
+    holds_raw_files,
+    raw_folder,
+    refuse_misplaced,
+)
+from search.engine.download import download
 from search.errors import DataError, UsageError
 
-# name -> (torchvision class name, folder under the root, training-set mean and std of [0, 1]
-# pixels). MNIST's figures are the reference study's; the others are their own training sets'.
-DATASETS: dict[str, tuple[str, str, float, float]] = {
-    "mnist": ("MNIST", "MNIST", 0.1307, 0.3081),
-    "fashion-mnist": ("FashionMNIST", "FashionMNIST", 0.2860, 0.3530),
-    "kmnist": ("KMNIST", "KMNIST", 0.1918, 0.3483),
-}
-RAW_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
 IMAGE_SIDE = 28
 N_CLASSES = 10
-
-
-def default_data_dir() -> str:
-    """``$SEARCH_DATA_DIR`` when set, else ``./data`` (where torchvision downloads to)."""
-    return os.environ.get("SEARCH_DATA_DIR") or "data"
-
-
-@dataclass(frozen=True)
-class DataConfig:
-    dataset: str = "mnist"
-    data_dir: str = "data"
-    val_size: int = 5000  # samples held out of the training set for model selection
-    train_limit: int | None = None  # keep only the first N training samples (after the split)
-    seed: int = 1  # seeds the validation split
-
-    def __post_init__(self) -> None:
-        if self.dataset not in DATASETS:
-            raise UsageError(
-                f"--dataset: expected one of {', '.join(DATASETS)}, got {self.dataset!r}"
-            )
-        if self.val_size < 0:  # 0 only for a final run, which trains on every image
-            raise UsageError(f"--val-size: expected a positive count, got {self.val_size}")
-        if self.train_limit is not None and self.train_limit < 1:
-            raise UsageError(f"--train-limit: expected a positive count, got {self.train_limit}")
 
 
 @dataclass(frozen=True)
@@ -76,11 +45,6 @@ class Splits:
         return self.train_x.device
 
 
-def _expected(cfg: DataConfig) -> str:
-    folder = Path(cfg.data_dir) / DATASETS[cfg.dataset][1] / "raw"
-    return f"{folder} (expected {', '.join(RAW_FILES)})"
-
-
 def read_idx(path: Path) -> torch.Tensor:
     """An IDX file of unsigned bytes (MNIST's format, http://yann.lecun.com/exdb/mnist/):
     two zero bytes, type 0x08, the number of dimensions, each as a big-endian uint32, data."""
@@ -97,39 +61,18 @@ def read_idx(path: Path) -> torch.Tensor:
     return torch.frombuffer(bytearray(raw[header:]), dtype=torch.uint8).reshape(dims)
 
 
-def _download(cfg: DataConfig, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    # torchvision only here: importing it costs seconds per process (it pulls in torch._dynamo).
-    try:
-        import torchvision.datasets as tvd
-    except ImportError:
-        raise DataError(
-            f"{cfg.dataset} is not in {_expected(cfg)}, and downloading it needs torchvision: "
-            "pip install 'search[download]', or point --data-dir at a copy"
-        ) from None
-
-    cls = getattr(tvd, DATASETS[cfg.dataset][0])
-    # torchvision prints download progress on stdout; our caller wants one line or nothing.
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
-        ds = cls(cfg.data_dir, train=train, download=True)
-    return ds.data, ds.targets
-
-
 def _read(cfg: DataConfig, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    raw = Path(cfg.data_dir) / DATASETS[cfg.dataset][1] / "raw"
-    present = all((raw / name).exists() for name in RAW_FILES)
+    raw = raw_folder(cfg)
+    if not holds_raw_files(raw):
+        refuse_misplaced(cfg)
+        download(cfg)
     prefix = "train" if train else "t10k"
     try:
-        if present:
-            images = read_idx(raw / f"{prefix}-images-idx3-ubyte")
-            labels = read_idx(raw / f"{prefix}-labels-idx1-ubyte")
-        else:
-            images, labels = _download(cfg, train)
-    except DataError:
-        raise
+        images = read_idx(raw / f"{prefix}-images-idx3-ubyte")
+        labels = read_idx(raw / f"{prefix}-labels-idx1-ubyte")
     except Exception as e:  # noqa: BLE001 - any failure here means the files are unusable
-        what = "could not be downloaded" if not present else "could not be read"
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise DataError(f"{cfg.dataset} {what} from {_expected(cfg)}: {reason}") from e
+        raise DataError(f"{cfg.dataset} could not be read from {expected(cfg)}: {reason}") from e
     if (
         images.dim() != 3
         or tuple(images.shape[1:]) != (IMAGE_SIDE, IMAGE_SIDE)
@@ -139,7 +82,7 @@ def _read(cfg: DataConfig, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         or int(labels.min()) < 0
         or int(labels.max()) >= N_CLASSES
     ):
-        raise DataError(f"{cfg.dataset} files are damaged in {_expected(cfg)}")
+        raise DataError(f"{cfg.dataset} files are damaged in {expected(cfg)}")
     return images, labels
 
 

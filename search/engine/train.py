@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import torch
@@ -104,6 +104,27 @@ def evaluate(
         total_loss += loss_fn(loss, logits, yb) * len(xb)
         correct += (logits.argmax(dim=1) == yb).sum()
     return total_loss.item() / len(x), correct.item() / len(x)
+
+
+WARM_UP_BATCHES = 2  # of the run's own batch size
+WARM_UP_EVAL = 256  # validation and test images the warm-up evaluates
+
+
+def warm_up(model_cfg: ModelConfig, cfg: TrainConfig, data: Splits) -> None:
+    """A one-epoch run of the same configuration on a few batches, untimed and thrown away, so
+    that one-time costs (torch's first calls, compiling the fused kernels: about a second in a
+    process's first trial) are not counted in the next ``fit``'s seconds."""
+    n, k = WARM_UP_BATCHES * cfg.batch_size, WARM_UP_EVAL
+    tiny = Splits(
+        data.train_x[:n],
+        data.train_y[:n],
+        data.val_x[:k],
+        data.val_y[:k],
+        data.test_x[:k],
+        data.test_y[:k],
+    )
+    short = replace(cfg, epochs=1, schedule=replace(cfg.schedule, warmup_epochs=0.0))
+    fit(model_cfg, short, tiny)
 
 
 def fit(

@@ -15,7 +15,7 @@ from optuna.trial import TrialState
 
 from search.engine.data import Splits
 from search.engine.history import EpochRecord
-from search.engine.train import TrainResult, fit
+from search.engine.train import TrainResult, fit, warm_up
 from search.errors import raise_if_stopped
 from search.study.runner import Outcome
 from search.study.settings import OBJECTIVES
@@ -52,6 +52,9 @@ class Objective:
         params = self.space.suggest(trial)
         model_cfg, train_cfg = to_configs(params, self.cfg.seed, self.cfg.max_epochs)
         trial.set_user_attr("config", {"model": asdict(model_cfg), "train": asdict(train_cfg)})
+        # What ran, caps included, for every display: the params keep the space's values.
+        trial.set_user_attr("epochs", train_cfg.epochs)
+        trial.set_user_attr("train_images", len(self.data.train_x))
         single = len(self.cfg.objectives) == 1  # Optuna prunes single-objective studies only
 
         def on_epoch(rec: EpochRecord) -> bool:
@@ -67,6 +70,7 @@ class Objective:
             # After the last epoch the run is over: pruning it would save nothing.
             return single and rec.epoch < train_cfg.epochs and trial.should_prune()
 
+        warm_up(model_cfg, train_cfg, self.data)  # so "seconds" times this run's training only
         result = fit(model_cfg, train_cfg, self.data, on_epoch)
         attrs = {**result.to_attrs(self.cfg.judge), "device": str(self.data.device)}
         for key, value in attrs.items():

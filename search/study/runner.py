@@ -28,8 +28,9 @@ from search.study.claims import (
     grid_status,
     held_sigint,
 )
+from search.study.failures import counted_trials, stop_if_repeated
 from search.study.internals import trial_id
-from search.study.queries import rdb, trial_ids
+from search.study.queries import rdb
 from search.study.recovery import GRACE_S, fail_orphaned_trials, fail_stale_trials, heartbeat
 from search.study.space import Space
 
@@ -118,10 +119,6 @@ def _keep(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> FrozenT
     )
 
 
-def _started(study: optuna.Study) -> int:
-    return len(trial_ids(study, DONE + (TrialState.RUNNING,)))
-
-
 def study_seconds(study: optuna.Study) -> float:
     """Trial time the study has used so far, over every process that worked on it."""
     return sum(
@@ -133,7 +130,7 @@ def study_seconds(study: optuna.Study) -> float:
 
 def planned(study: optuna.Study, space: Space, cfg: RunnerConfig) -> tuple[int, int]:
     """(trials in the plan, trials still to run) for a progress bar over the whole study."""
-    budget_left = None if cfg.n_trials is None else max(0, cfg.n_trials - _started(study))
+    budget_left = None if cfg.n_trials is None else max(0, cfg.n_trials - counted_trials(study))
     if space.is_grid:
         left = sum(
             1
@@ -160,15 +157,16 @@ def run(
 ) -> int:
     """Run trials until the grid is done or a budget is spent; return how many ran here.
 
-    Both budgets count for the whole study: ``n_trials`` the finished and running trials,
-    ``timeout`` the trial time already used, so a rerun tops up instead of starting again.
+    Both budgets count for the whole study: ``n_trials`` every trial started (see
+    search.study.failures), ``timeout`` the trial time already used, so a rerun tops up
+    instead of starting again. Repeated failures stop the run (``RepeatedFailure``).
     """
     left = None if cfg.timeout is None else cfg.timeout - study_seconds(study)
     deadline = None if left is None else time.monotonic() + left
     ran, waiting = 0, False
     while deadline is None or time.monotonic() < deadline:
         raise_if_stopped()  # a stop signal Python swallowed ends the run here
-        if cfg.n_trials is not None and _started(study) >= cfg.n_trials:
+        if cfg.n_trials is not None and counted_trials(study) >= cfg.n_trials:
             break
         if space.is_grid:
             trial = claim_waiting(study)
@@ -196,4 +194,6 @@ def run(
         ran += 1
         if on_done is not None:
             on_done(frozen)
+        if frozen.state == TrialState.FAIL:
+            stop_if_repeated(study)
     return ran

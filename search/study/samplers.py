@@ -15,6 +15,7 @@ from typing import TypeVar
 import optuna
 
 from search.errors import UsageError
+from search.study.queries import state_counts
 
 T = TypeVar("T")
 
@@ -27,16 +28,24 @@ def _quiet(factory: Callable[[], T]) -> T:
         return factory()
 
 
+# Trials a model-based sampler draws at random before its model takes over (Optuna's defaults;
+# NSGA-II's first generation is random): before then every sampler gives the same trials.
+STARTUP = {"tpe": 10, "gp": 10, "nsga2": 50}
+
 SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
     "grid": lambda seed: optuna.samplers.RandomSampler(seed=seed),
     "random": lambda seed: optuna.samplers.RandomSampler(seed=seed),
-    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed),
-    "gp": lambda seed: _quiet(lambda: optuna.samplers.GPSampler(seed=seed)),
+    "tpe": lambda seed: optuna.samplers.TPESampler(seed=seed, n_startup_trials=STARTUP["tpe"]),
+    "gp": lambda seed: _quiet(
+        lambda: optuna.samplers.GPSampler(seed=seed, n_startup_trials=STARTUP["gp"])
+    ),
     "qmc": lambda seed: _quiet(lambda: optuna.samplers.QMCSampler(seed=seed, scramble=True)),
     "cmaes": lambda seed: _quiet(
         lambda: optuna.samplers.CmaEsSampler(seed=seed, warn_independent_sampling=False)
     ),
-    "nsga2": lambda seed: optuna.samplers.NSGAIISampler(seed=seed),
+    "nsga2": lambda seed: optuna.samplers.NSGAIISampler(
+        seed=seed, population_size=STARTUP["nsga2"]
+    ),
 }
 MULTI_OBJECTIVE = ("nsga2", "tpe", "random")  # samplers that handle several objectives
 # The packages each sampler needs beyond Optuna: the ``samplers`` extra of pyproject.toml.
@@ -91,6 +100,18 @@ def make_sampler(name: str, seed: int) -> optuna.samplers.BaseSampler:
             "pip install 'search[samplers]', or choose --sampler tpe"
         )
     return SAMPLERS[name](seed)
+
+
+def startup_note(study: optuna.Study, sampler: str) -> str:
+    """ " (tpe's random start-up: 3 of 10 trials)" while a sampler has not yet used its model,
+    else ""."""
+    if sampler not in STARTUP:
+        return ""
+    counts = state_counts(study)
+    finished = counts["COMPLETE"] + counts["PRUNED"]
+    if finished > STARTUP[sampler]:
+        return ""
+    return f" ({sampler}'s random start-up: {finished} of {STARTUP[sampler]} trials)"
 
 
 def make_pruner(name: str, horizon: int) -> optuna.pruners.BasePruner:

@@ -1,29 +1,29 @@
-"""Studies: the settings a study is made with, and opening it with exactly those settings.
+"""Study settings: what makes a study's results comparable, and reading them back.
 
 A study records its settings, its space (the TOML text), its trial budget, the command that
-made it (passwords hidden) and the package versions, so that it can be resumed, joined by a
-worker on another machine, or reproduced; it is never resumed with settings that would make its
-results incomparable. Workers read everything back from here (``stored_*``).
+made it (passwords hidden) and the package versions (``search.study.opening``), so that it can
+be resumed, joined by a worker on another machine, or reproduced. Workers read everything back
+from here (``stored_*``).
 """
 
 from __future__ import annotations
 
 import platform
 import shlex
-import warnings
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 import optuna
 
+from search.engine.datasets import DataConfig
 from search.engine.history import UNRECORDED_JUDGE
 from search.errors import SearchError, UsageError
-from search.study.recovery import fail_orphaned_trials, fail_stale_trials
 from search.study.runner import RunnerConfig
 from search.study.samplers import make_pruner, make_sampler
-from search.study.space import Space, design, load_space, parse_space
-from search.study.storage import display_url, open_storage
+from search.study.space import Space
+from search.study.spacefile import design, load_space, parse_space
+from search.study.storage import display_url
 
 RECORDED_PACKAGES = ("torch", "torchvision", "optuna", "numpy", "numba", "search")
 # What each objective measures, and which way is better. accuracy: the validation accuracy of
@@ -72,6 +72,8 @@ class StudySettings:
             parts.append(f"e{self.max_epochs}")
         if self.train_limit is not None:
             parts.append(f"n{self.train_limit}")
+        if self.val_size != DataConfig.val_size:
+            parts.append(f"v{self.val_size}")
         return "-".join(parts)
 
     def to_attr(self) -> dict:
@@ -106,17 +108,14 @@ def shape_space(space: Space, settings: StudySettings, where: str) -> Space:
     return space.capped(settings.max_epochs)
 
 
-def resolve_space(
-    settings: StudySettings, design_name: str | None, space_file: str | None
-) -> Space:
-    """The space a command means: a file, a built-in design, or the default for its sampler."""
+def choose_space(sampler: str, design_name: str | None, space_file: str | None) -> Space:
+    """The space a command means, as written: a file, a built-in design, or the default for
+    its sampler (the one-factor grid for ``grid``). ``shape_space`` fits it to the study."""
     if design_name and space_file:
         raise UsageError("--design and --space: give one or the other")
     if space_file:
-        space = load_space(space_file)
-    else:
-        space = design(design_name or ("ofat" if settings.sampler == "grid" else "default"))
-    return shape_space(space, settings, f"--sampler grid with space {space.name!r}")
+        return load_space(space_file)
+    return design(design_name or ("ofat" if sampler == "grid" else "default"))
 
 
 def command_line(prog: str, argv: Sequence[str]) -> str:
@@ -140,57 +139,6 @@ def versions() -> dict[str, str]:
         except PackageNotFoundError:
             continue
     return found
-
-
-def open_study(
-    storage_url: str,
-    name: str | None,
-    settings: StudySettings,
-    space: Space,
-    budget: RunnerConfig,
-    command: str,
-) -> optuna.Study:
-    """Create the study, or load it and check that it was made with the same settings.
-
-    The budget is recorded on every run (a rerun may raise it), so that workers joining from
-    elsewhere stop where this command would.
-    """
-    storage = open_storage(storage_url)
-    name = name or settings.default_name()
-    sampler, pruner = settings.search(space)
-    study = optuna.create_study(
-        storage=storage,
-        study_name=name,
-        directions=[OBJECTIVES[o] for o in settings.objectives],
-        load_if_exists=True,
-        sampler=sampler,
-        pruner=pruner,
-    )
-    stored = study.user_attrs.get("settings")
-    if stored is not None:  # the values of settings added since it was made
-        stored = StudySettings.from_attr(stored).to_attr()
-    if stored is None:
-        study.set_user_attr("settings", settings.to_attr())
-        study.set_user_attr("space_toml", space.source)
-        study.set_user_attr("command", command)
-        study.set_user_attr("versions", versions())
-        with warnings.catch_warnings():  # set_metric_names is flagged experimental
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([METRIC_NAMES[o] for o in settings.objectives])
-    elif stored != settings.to_attr():
-        diff = ", ".join(
-            f"{k}={stored.get(k)!r} (now {v!r})"
-            for k, v in settings.to_attr().items()
-            if stored.get(k) != v
-        )
-        raise UsageError(
-            f"study {name!r} was run with other settings: {diff}; "
-            "resume it with the same options or choose another --study-name"
-        )
-    study.set_user_attr("budget", {"n_trials": budget.n_trials, "timeout": budget.timeout})
-    fail_orphaned_trials(storage, study)
-    fail_stale_trials(study)
-    return study
 
 
 def stored_settings(study: optuna.Study) -> StudySettings:

@@ -1,26 +1,27 @@
-"""Search-space stage: spaces read from TOML files, and the one place that calls ``suggest_*``.
+"""Search-space stage: what a space is, and the one place that calls ``suggest_*``.
 
 A space maps names of the vocabulary (``VOCABULARY``) to a fixed value, a list of choices, or an
 int or float range. A grid space also enumerates its points: ``grid = "product"`` is every
 combination of its choices, ``grid = "ofat"`` is its ``[baseline]`` plus one choice changed at a
-time. The built-in designs ``ofat`` (15 points), ``full`` (3^7 = 2,187 points) and the default
-space for samplers are files in ``search/spaces/`` read by the same code as a user's ``--space``.
+time. Spaces are read from TOML files by ``search.study.spacefile``.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import tomllib
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
-from search.errors import UsageError
-from search.study.vocabulary import BASELINE, NUMBERS, VOCABULARY, check_value
+from optuna.distributions import (
+    BaseDistribution,
+    CategoricalDistribution,
+    FloatDistribution,
+    IntDistribution,
+)
 
-SPACES_DIR = Path(__file__).resolve().parent.parent / "spaces"  # search/spaces/*.toml
-DESIGNS = ("ofat", "full")
+from search.errors import UsageError
+from search.study.vocabulary import BASELINE, CONDITIONS, applies
 
 
 @dataclass(frozen=True)
@@ -61,30 +62,42 @@ class Space:
     baseline: dict[str, Any] = field(default_factory=lambda: dict(BASELINE))
     source: str = ""  # the TOML text it was read from, stored with the study
     grid: str = ""  # how the points were made: "ofat", "product", or "" for no grid
+    settings: dict[str, Any] = field(default_factory=dict)  # the file's [settings] table
 
     @property
     def is_grid(self) -> bool:
         return bool(self.points)
 
+    def distributions(self) -> dict[str, BaseDistribution]:
+        """What Optuna records for each parameter: a fixed value as a one-value choice (so it
+        shows in a trial's params), a choice, an int or a float range."""
+        return {name: _distribution(p) for name, p in self.params.items()}
+
     def suggest(self, trial: Any) -> dict[str, Any]:
-        """Ask the trial for every parameter (an enqueued grid point answers with its values)."""
+        """Ask the trial for every parameter that applies (an enqueued grid point answers with
+        its values). Outside a grid, a parameter that only applies under another's value
+        (``reg_strength`` under a regularization) is asked for only when it does, so a sampler
+        never models, and importance never ranks, a value that changed nothing."""
         out: dict[str, Any] = {}
-        for name, p in self.params.items():
-            if isinstance(p, Fixed):  # recorded as a one-value choice, so it shows in params
-                out[name] = trial.suggest_categorical(name, [p.value])
-            elif isinstance(p, Choice):
-                out[name] = trial.suggest_categorical(name, list(p.values))
-            elif p.integer:
-                out[name] = trial.suggest_int(name, int(p.low), int(p.high), log=p.log)
+        dists = self.distributions()
+        conditional = set() if self.is_grid else {n for n in dists if n in CONDITIONS}
+        for name in [n for n in dists if n not in conditional] + sorted(conditional):
+            d = dists[name]
+            if name in conditional and not applies(name, out):
+                continue
+            if isinstance(d, CategoricalDistribution):
+                out[name] = trial.suggest_categorical(name, list(d.choices))
+            elif isinstance(d, IntDistribution):
+                out[name] = trial.suggest_int(name, d.low, d.high, log=d.log)
             else:
-                out[name] = trial.suggest_float(name, p.low, p.high, log=p.log)
+                out[name] = trial.suggest_float(name, d.low, d.high, log=d.log)
         return out
 
     def as_grid(self, where: str) -> Space:
         """A grid of every combination of the choices (for ``--sampler grid`` on any space)."""
         if self.is_grid:
             return self
-        points = tuple(_grid(where, "product", self.params, self.baseline))
+        points = tuple(grid_points(where, "product", self.params, self.baseline))
         return replace(self, points=points, grid="product")
 
     def without_grid(self) -> Space:
@@ -120,19 +133,36 @@ class Space:
                 f"epochs of a run ({shortest}); give fewer warm-up epochs or more epochs"
             )
 
+    def largest(self, name: str) -> Any:
+        """The largest value of ``name`` a trial of this space can take (the baseline's when
+        the space leaves it out)."""
+        if self.points:
+            return max(point.get(name, self.baseline[name]) for point in self.points)
+        p = self.params.get(name, Fixed(self.baseline[name]))
+        return p.value if isinstance(p, Fixed) else _extreme(p, max)
+
     def horizon(self, max_epochs: int | None) -> int:
         """The most epochs a trial of this space runs: where its schedules end and a pruner's
-        maximum resource. A space without epochs runs the baseline's."""
-        p = self.params.get("epochs", Fixed(self.baseline["epochs"]))
-        if self.points:
-            high = max(int(point.get("epochs", self.baseline["epochs"])) for point in self.points)
-        elif isinstance(p, Fixed):
-            high = int(p.value)
-        else:
-            high = int(max(p.values) if isinstance(p, Choice) else p.high)
+        maximum resource."""
+        high = int(self.largest("epochs"))
         return high if max_epochs is None else min(high, max_epochs)
 
+    def check_batch_size(self, train_images: int, where: str) -> None:
+        """A batch larger than the training set would silently train on fewer images."""
+        largest = int(self.largest("batch_size"))
+        if largest > train_images:
+            raise UsageError(
+                f"{where}: params.batch_size: up to {largest} is more than the {train_images:,} "
+                f"training images; give a batch size of at most {train_images}"
+            )
+
     def differs_from_baseline(self, point: dict[str, Any]) -> str:
+        """A one-factor point by its change from the baseline; a product grid's point by its
+        values of the parameters it varies."""
+        if self.grid == "product":
+            varied = [k for k, p in self.params.items() if isinstance(p, Choice)]
+            shown = ", ".join(f"{k}={point[k]}" for k in varied if k in point)
+            return shown or "the space's one point"
         diff = [
             f"{k}={v}" for k, v in point.items() if k in self.baseline and self.baseline[k] != v
         ]
@@ -147,39 +177,22 @@ class Space:
         return ", ".join(f"{k}={_fmt(v)}" for k, v in params.items() if k not in fixed)
 
 
+def _distribution(p: Param) -> BaseDistribution:
+    if isinstance(p, Fixed):
+        return CategoricalDistribution([p.value])
+    if isinstance(p, Choice):
+        return CategoricalDistribution(list(p.values))
+    if p.integer:
+        return IntDistribution(int(p.low), int(p.high), log=p.log)
+    return FloatDistribution(float(p.low), float(p.high), log=p.log)
+
+
 def _extreme(p: Choice | Range, pick: Any) -> Any:
     """The smallest or largest value (``pick`` = min or max) a choice or range can take."""
     return pick(p.values) if isinstance(p, Choice) else pick(p.low, p.high)
 
 
-def _param(where: str, name: str, raw: Any) -> Param:
-    if isinstance(raw, list):
-        if not raw:
-            raise UsageError(f"{where}: empty choice list; give at least one value")
-        for v in raw:
-            check_value(where, name, v)
-        return Choice(tuple(raw))
-    if isinstance(raw, dict):
-        unknown = set(raw) - {"low", "high", "log"}
-        if unknown or not {"low", "high"} <= set(raw):
-            raise UsageError(
-                f"{where}: a range needs low and high (and optionally log), "
-                f"got keys {', '.join(sorted(raw))}"
-            )
-        low, high, log = raw["low"], raw["high"], bool(raw.get("log", False))
-        check_value(f"{where}.low", name, low)
-        check_value(f"{where}.high", name, high)
-        if low > high:
-            raise UsageError(f"{where}: low {low} is above high {high}")
-        if log and low <= 0:
-            raise UsageError(f"{where}: a log range needs low > 0, got {low}")
-        integer = isinstance(low, int) and isinstance(high, int) and NUMBERS[name][2] is int
-        return Range(low, high, log, integer)
-    check_value(where, name, raw)
-    return Fixed(raw)
-
-
-def _grid(where: str, kind: str, params: dict[str, Param], baseline: dict[str, Any]):
+def grid_points(where: str, kind: str, params: dict[str, Param], baseline: dict[str, Any]):
     if any(isinstance(p, Range) for p in params.values()):
         raise UsageError(f"{where}: grid = {kind!r} needs choices or fixed values, not ranges")
     levels = {k: p.values if isinstance(p, Choice) else (p.value,) for k, p in params.items()}
@@ -194,50 +207,3 @@ def _grid(where: str, kind: str, params: dict[str, Param], baseline: dict[str, A
     for k, values in levels.items():
         points += [{**base, k: v} for v in values if v != base[k]]
     return points
-
-
-def load_space(path: str | Path) -> Space:
-    """Read and check a space file; every problem is one ``UsageError`` naming the key."""
-    try:
-        text = Path(path).read_text()
-    except OSError as e:
-        raise UsageError(f"--space {path}: cannot read the file ({e.strerror})") from None
-    return parse_space(text, f"--space {path}", Path(path).stem)
-
-
-def parse_space(text: str, where: str, default_name: str = "space") -> Space:
-    """Check a space's TOML text; ``where`` starts every error message."""
-    try:
-        raw = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise UsageError(f"{where}: not valid TOML ({e})") from None
-    unknown = set(raw) - {"name", "grid", "baseline", "params", "description"}
-    if unknown:
-        raise UsageError(
-            f"{where}: unknown top-level key {sorted(unknown)[0]!r}; expected "
-            "name, grid, baseline, params"
-        )
-    if not isinstance(raw.get("params"), dict) or not raw["params"]:
-        raise UsageError(f"{where}: needs a [params] table with at least one name")
-    params = {}
-    for name, value in raw["params"].items():
-        if name not in VOCABULARY:
-            raise UsageError(
-                f"{where}: params.{name}: unknown name; expected one of {', '.join(VOCABULARY)}"
-            )
-        params[name] = _param(f"{where}: params.{name}", name, value)
-    baseline = {**BASELINE, **raw.get("baseline", {})}
-    grid = raw.get("grid")
-    if grid not in (None, "product", "ofat"):
-        raise UsageError(f"{where}: grid: expected 'product' or 'ofat', got {grid!r}")
-    points = tuple(_grid(where, grid, params, baseline)) if grid else ()
-    space = Space(str(raw.get("name", default_name)), params, points, baseline, text, grid or "")
-    space.check_warmup(where)
-    return space
-
-
-def design(name: str) -> Space:
-    """A built-in space by name: ``ofat``, ``full`` or ``default``."""
-    if name not in (*DESIGNS, "default"):
-        raise UsageError(f"--design: expected one of {', '.join(DESIGNS)}, got {name!r}")
-    return load_space(SPACES_DIR / f"{name}.toml")

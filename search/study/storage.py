@@ -1,8 +1,10 @@
 """Storage: open an Optuna database from a URL, safely, and find the studies in it.
 
 Checks a URL before Optuna touches it (a file that is not an Optuna database is left as it
-was), turns on SQLite's write-ahead log and a busy timeout so that readers (a report, the
-dashboard) never block the search, and turns on Optuna's heartbeats (search.study.recovery).
+was; a database a search cannot write is refused, and a report reads it read-only; a refused
+open creates nothing), turns on SQLite's write-ahead log and a busy timeout so that readers (a
+report, the dashboard) never block the search, and turns on Optuna's heartbeats
+(search.study.recovery).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from optuna.storages import BaseStorage, RDBStorage
 
 from search.errors import StorageError
 from search.study.recovery import GRACE_S, HEARTBEAT_S
+from search.study.sqlite_files import prepare_sqlite_file, remove_made, sqlite_file
 
 DEFAULT_STORAGE = "sqlite:///study_db/mnist.db"
 # The storage URL from the environment, so that a password stays off command lines (where any
@@ -55,34 +58,16 @@ def display_url(url: str) -> str:
         return url
 
 
-def _check_sqlite_file(path: Path, shown: str) -> None:
-    """Refuse a file that is not empty and not an Optuna database, without writing to it."""
-    if path.is_dir():
-        raise StorageError(f"--storage {shown}: {path} is a folder, expected a database file")
-    if path.stat().st_size == 0:
-        return
-    try:
-        with sqlite3.connect(f"file:{path}?mode=ro", uri=True) as con:
-            tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
-    except sqlite3.DatabaseError as e:
-        raise StorageError(
-            f"--storage {shown}: {path} is not an SQLite database ({e}); it was left untouched. "
-            "Point --storage at a new file or an Optuna database"
-        ) from None
-    if tables and not {"studies", "trials", "version_info"} <= tables:
-        raise StorageError(
-            f"--storage {shown}: {path} is an SQLite database but not an Optuna one; it was "
-            "left untouched. Point --storage at a new file or an Optuna database"
-        )
-
-
-def open_storage(url: str, must_exist: bool = False) -> RDBStorage:
-    """An RDBStorage for ``url``; any problem is a one-line ``StorageError``.
+def open_storage(url: str, must_exist: bool = False, *, writes: bool | None = None) -> RDBStorage:
+    """An RDBStorage for ``url``; any problem is a one-line ``StorageError``, and a refused
+    open creates nothing.
 
     ``must_exist``: for readers (reports, ``search.best``), a missing SQLite file is an error
-    rather than a new empty database.
+    rather than a new empty database. ``writes`` (default: not ``must_exist``): an SQLite
+    database that cannot be written is refused; for a reader it is opened read-only instead.
     """
     _quiet_pool_cleanup()
+    writes = not must_exist if writes is None else writes
     shown = display_url(url)
     try:
         parsed = sqlalchemy.engine.make_url(url)
@@ -92,19 +77,20 @@ def open_storage(url: str, must_exist: bool = False) -> RDBStorage:
             "or postgresql+psycopg://user@host/db"
         ) from None
     engine_kwargs: dict = {}
+    made: list[Path] = []  # a new database and its folders, removed if Optuna cannot open it
     if parsed.get_backend_name() == "sqlite":
-        db = parsed.database
-        if db and db != ":memory:":
-            path = Path(db)
-            if path.exists():
-                _check_sqlite_file(path, shown)
-            elif must_exist:
-                raise StorageError(f"--storage {shown}: no database at {path}")
-            else:
-                path.parent.mkdir(parents=True, exist_ok=True)
-            with sqlite3.connect(path) as con:  # WAL is a property of the file: set it once
-                con.execute("PRAGMA journal_mode=WAL")
         engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
+        path = sqlite_file(url)
+        if path is not None:
+            made, read_only = prepare_sqlite_file(path, shown, must_exist, writes)
+            if read_only is not None:
+                # The URI goes in as a connection, not a URL: SQLAlchemy would unquote it, and
+                # a '#' in the path would cut it short.
+                engine_kwargs = {
+                    "creator": lambda: sqlite3.connect(
+                        read_only, uri=True, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False
+                    )
+                }
     try:
         with warnings.catch_warnings():  # heartbeats are flagged experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -124,6 +110,7 @@ def open_storage(url: str, must_exist: bool = False) -> RDBStorage:
             f"--storage {shown}: the database driver is missing ({e}){hint}"
         ) from None
     except Exception as e:  # noqa: BLE001 - sqlalchemy and Optuna raise many kinds here
+        remove_made(made)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise StorageError(f"--storage {shown}: cannot open the database: {first}") from None
 
@@ -136,9 +123,15 @@ def missing_study(storage: BaseStorage, study_name: str) -> str | None:
     return f"no study {study_name!r} (studies there: {', '.join(names) or 'none'})"
 
 
-def load_existing_study(storage_url: str, study_name: str) -> optuna.Study:
-    """A study that must already exist; a wrong name lists the studies that are there."""
-    storage = open_storage(storage_url, must_exist=True)
+def load_existing_study(
+    storage_url: str, study_name: str, *, writes: bool = False
+) -> optuna.Study:
+    """A study that must already exist; a wrong name lists the studies that are there.
+
+    ``writes``: for a caller that adds to the study (a worker, a final run), so that a database
+    it cannot write is refused now, in one line, rather than at its first write.
+    """
+    storage = open_storage(storage_url, must_exist=True, writes=writes)
     if missing := missing_study(storage, study_name):
         raise StorageError(f"--study-name: {missing} in {display_url(storage_url)}")
     return optuna.load_study(study_name=study_name, storage=storage)

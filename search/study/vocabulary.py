@@ -7,6 +7,7 @@ it leaves out take the reference study's baseline. ``to_configs`` turns it into 
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from search.engine.config import ACTIVATIONS, LOSSES, OPTIMIZERS, ModelConfig, TrainConfig
@@ -59,6 +60,22 @@ NUMBERS: dict[str, tuple[float, bool, type]] = {
     "input_dropout": (0, True, float),  # below 1
 }
 VOCABULARY = tuple(CATEGORIES) + tuple(NUMBERS)
+# Names that change a run only under another name's value: (that name, its values where they
+# do). A point without that name has its default (the baseline's, or a constant rate).
+CONDITIONS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "reg_strength": ("regularization", ("l1", "l2", "dropout")),
+    "gamma": ("schedule", ("step",)),
+    "warmup_epochs": ("schedule", ("cosine",)),
+}
+_UNSET = {"regularization": BASELINE["regularization"], "schedule": Schedule.kind}
+
+
+def applies(name: str, point: dict[str, Any]) -> bool:
+    """Whether ``name`` changes a run of ``point`` (CONDITIONS)."""
+    if name not in CONDITIONS:
+        return True
+    other, values = CONDITIONS[name]
+    return point.get(other, _UNSET[other]) in values
 
 
 def check_value(where: str, name: str, value: Any) -> None:
@@ -72,6 +89,8 @@ def check_value(where: str, name: str, value: Any) -> None:
         if not ok_type or (kind is int and int(value) != value):
             expected = "a whole number" if kind is int else "a number"
             raise UsageError(f"{where}: expected {expected}, got {value!r}")
+        if not math.isfinite(value):  # nan compares false with every bound below
+            raise UsageError(f"{where}: expected a finite number, got {value!r}")
         below_one = name in ("dropout", "input_dropout", "label_smoothing")
         too_high = (below_one and value >= 1) or (name == "gamma" and value > 1)
         if value < low or (value == low and not inclusive) or too_high:

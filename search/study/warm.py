@@ -12,12 +12,14 @@ from __future__ import annotations
 from typing import Any
 
 import optuna
-from optuna.trial import TrialState
+from optuna.storages import BaseStorage
+from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import UsageError
 from search.study.internals import storage_of
 from search.study.space import Choice, Fixed, Param, Range, Space
-from search.study.storage import missing_study
+from search.study.sqlite_files import is_new_sqlite
+from search.study.storage import missing_study, open_storage
 
 WARM_START_POINTS = 5  # the best finished points of the other study that are queued
 # A known-good MLP recipe, inside the default space: two hidden layers of 1,024 with dropout
@@ -63,7 +65,8 @@ def fit_point(space: Space, point: dict[str, Any]) -> dict[str, Any] | None:
     return fitted
 
 
-def enqueue_baseline(study: optuna.Study, space: Space) -> None:
+def baseline_point(space: Space) -> dict[str, Any]:
+    """The known-good point as the space holds it; refused when the space cannot."""
     # The epochs are the study's: a space that fixes them (--epochs) gives the baseline its own.
     baseline = {k: v for k, v in KNOWN_GOOD.items() if k != "epochs"}
     epochs = space.params.get("epochs")
@@ -78,18 +81,37 @@ def enqueue_baseline(study: optuna.Study, space: Space) -> None:
             f"--enqueue-baseline: the baseline's {name}={baseline[name]!r} is outside the "
             f"space {space.name!r}; widen params.{name} or leave out the flag"
         )
-    study.enqueue_trial(point, user_attrs={"warm_start": "baseline"}, skip_if_exists=True)
+    return point
+
+
+def source_trials(storage: BaseStorage, source_name: str) -> list[FrozenTrial]:
+    """The completed trials of the study to warm-start from; refused when there are none."""
+    if missing := missing_study(storage, source_name):
+        raise UsageError(f"--warm-start: {missing}")
+    source = optuna.load_study(study_name=source_name, storage=storage)
+    done = source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    if not done:
+        raise UsageError(f"--warm-start: study {source_name!r} has no completed trial yet")
+    return done
+
+
+def check(storage_url: str, space: Space, baseline: bool, source: str | None) -> None:
+    """Refuse, before any study is made, a warm start that cannot run."""
+    if (baseline or source) and space.is_grid:
+        flag = "--enqueue-baseline" if baseline else "--warm-start"
+        raise UsageError(f"{flag}: a grid runs its own points; use it with a sampler")
+    if baseline:
+        baseline_point(space)
+    if source:
+        if (new := is_new_sqlite(storage_url)) is not None:
+            raise UsageError(f"--warm-start: no study {source!r}: there is no database at {new}")
+        source_trials(open_storage(storage_url, must_exist=True), source)
 
 
 def warm_start(study: optuna.Study, source_name: str, space: Space) -> tuple[int, int]:
     """Queue the best finished points of ``source_name`` that fit the space (each once, however
     often this runs); return (how many fit, how many were considered)."""
-    if missing := missing_study(storage_of(study), source_name):
-        raise UsageError(f"--warm-start: {missing}")
-    source = optuna.load_study(study_name=source_name, storage=storage_of(study))
-    done = source.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not done:
-        raise UsageError(f"--warm-start: study {source_name!r} has no completed trial yet")
+    done = source_trials(storage_of(study), source_name)
     best = sorted(done, key=lambda t: -t.values[0])[:WARM_START_POINTS]
     queued = 0
     for t in best:
@@ -102,13 +124,12 @@ def warm_start(study: optuna.Study, source_name: str, space: Space) -> tuple[int
 
 
 def prepare(study: optuna.Study, space: Space, baseline: bool, source: str | None) -> str:
-    """Queue the warm start a command asks for; returns what was done, for the user."""
-    if (baseline or source) and space.is_grid:
-        flag = "--enqueue-baseline" if baseline else "--warm-start"
-        raise UsageError(f"{flag}: a grid runs its own points; use it with a sampler")
+    """Queue the warm start a command asks for (``check`` has passed); returns what was done,
+    for the user."""
     said = []
     if baseline:
-        enqueue_baseline(study, space)
+        point = baseline_point(space)
+        study.enqueue_trial(point, user_attrs={"warm_start": "baseline"}, skip_if_exists=True)
         said.append("the baseline queued first")
     if source:
         queued, considered = warm_start(study, source, space)

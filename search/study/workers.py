@@ -16,11 +16,13 @@ from typing import Protocol
 import optuna
 import torch
 
-from search.engine.data import DataConfig, Splits, default_data_dir, load
+from search.engine.data import DataConfig, Splits, load
+from search.engine.datasets import default_data_dir
 from search.engine.train import TrainResult
 from search.study import runner
 from search.study.identity import WORKER_ID
 from search.study.objective import Objective, ObjectiveConfig
+from search.study.samplers import startup_note
 from search.study.settings import StudySettings, stored_budget, stored_settings, stored_space
 from search.study.space import Space
 from search.study.storage import artifact_dir_for, load_existing_study
@@ -33,6 +35,8 @@ class Observer(Protocol):
     def after_fit(self, trial: optuna.Trial, result: TrainResult) -> None: ...
 
     def after_trial(self, frozen: optuna.trial.FrozenTrial) -> None: ...
+
+    def finish(self) -> None: ...
 
 
 # Makes a worker's observer inside its own process: (study, space, artifact dir, say).
@@ -65,20 +69,23 @@ class WorkerSpec:
 
     @property
     def data(self) -> DataConfig:
-        s = self.settings
-        data_dir = self.host.data_dir or default_data_dir()
-        return DataConfig(
-            dataset=s.dataset,
-            data_dir=data_dir,
-            val_size=s.val_size,
-            train_limit=s.train_limit,
-            seed=s.seed,
-        )
+        return data_config(self.settings, self.host.data_dir)
 
     @property
     def objective(self) -> ObjectiveConfig:
         s = self.settings
         return ObjectiveConfig(s.seed, s.max_epochs, s.objectives, s.judge_epoch)
+
+
+def data_config(settings: StudySettings, data_dir: str) -> DataConfig:
+    """The data a study's trials train on, from this machine's folder ("" for the default)."""
+    return DataConfig(
+        dataset=settings.dataset,
+        data_dir=data_dir or default_data_dir(),
+        val_size=settings.val_size,
+        train_limit=settings.train_limit,
+        seed=settings.seed,
+    )
 
 
 def spec_from_study(study: optuna.Study, storage: str, host: HostOptions) -> WorkerSpec:
@@ -94,7 +101,7 @@ def spec_from_study(study: optuna.Study, storage: str, host: HostOptions) -> Wor
 
 
 def open_as_worker(spec: WorkerSpec) -> optuna.Study:
-    study = load_existing_study(spec.storage, spec.study_name)
+    study = load_existing_study(spec.storage, spec.study_name, writes=True)
     # One of several workers: a sampler seeded apart from the others' (a lone process keeps
     # the study's seed, so that one run reproduces another).
     offset = None if spec.host.worker_id is None else WORKER_ID
@@ -114,9 +121,9 @@ def work(
     if host.threads:
         torch.set_num_threads(host.threads)
     prefix = "" if host.worker_id is None else f"[worker {host.worker_id}] "
-    say = say or (lambda msg: print(prefix + msg, file=sys.stderr, flush=True))
-    if host.quiet:
-        say = lambda _msg: None  # noqa: E731
+    alert = say or (lambda msg: print(prefix + msg, file=sys.stderr, flush=True))
+    # --quiet hides progress, never a failure.
+    say = (lambda _msg: None) if host.quiet else alert
     study = open_as_worker(spec)
     splits = splits or load(spec.data, torch.device(host.device))
     artifacts = Path(host.artifact_dir) if host.artifact_dir else artifact_dir_for(spec.storage)
@@ -132,8 +139,13 @@ def work(
     def done(t: optuna.trial.FrozenTrial) -> None:
         if observer is not None:
             observer.after_trial(t)
-        say(progress_line(t, spec.space))
+        line = progress_line(t, spec.space) + startup_note(study, spec.settings.sampler)
+        (alert if t.state == optuna.trial.TrialState.FAIL else say)(line)
         if on_done is not None:
             on_done(t)
 
-    return runner.run(study, spec.space, objective, spec.runner, done, say)
+    try:
+        return runner.run(study, spec.space, objective, spec.runner, done, say)
+    finally:  # also when the run stops on an error: a study whose trials all failed says so
+        if observer is not None:
+            observer.finish()

@@ -20,11 +20,12 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.trial import TrialState
 
-from search.study.queries import state_counts
+from search.study.settings import StudySettings
 from search.study.space import Space
-from search.study.trials import judge_of, judged_epoch, pct
+from search.study.trials import judge_of, judged_epoch, note_of, pct
+from search.views.best import ran_params
 from search.views.figures import factor_effects, factor_figure, factor_panels, overview_figure
-from search.views.summary import format_final
+from search.views.summary import counts_line, format_final, run_line
 
 if TYPE_CHECKING:  # the worker hands over the result; this module itself imports no torch
     from search.engine.train import TrainResult
@@ -92,6 +93,12 @@ class Publisher:
         )
 
     @_never_fails
+    def finish(self) -> None:
+        from optuna_dashboard import save_note
+
+        save_note(self.study, study_note(self.study))
+
+    @_never_fails
     def after_trial(self, frozen: optuna.trial.FrozenTrial) -> None:
         from optuna_dashboard import save_note, save_plotly_graph_object
 
@@ -111,7 +118,6 @@ class Publisher:
 
 def study_note(s: optuna.Study) -> str:
     """The dashboard's note: what was run, how to reproduce it, the best so far, final models."""
-    states = state_counts(s)
     settings = s.user_attrs.get("settings", {})
     lines = [
         f"## {s.study_name}",
@@ -119,12 +125,18 @@ def study_note(s: optuna.Study) -> str:
         "",
         f"Reproduce: `{s.user_attrs.get('command', 'python -m search.run')}`",
         "",
-        "Trials: " + ", ".join(f"{n} {k.lower()}" for k, n in sorted(states.items())),
     ]
+    if settings:
+        lines += [run_line(StudySettings.from_attr(settings), s), ""]
+    lines.append(counts_line(s))
+    failed = s.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    if failed:
+        last = failed[-1]
+        lines.append(f"Last failure: trial {last.number}: {note_of(last) or 'no reason'}")
     done = s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if done:
         best = max(done, key=lambda t: t.values[0])
-        params = ", ".join(f"{k}={v}" for k, v in best.params.items())
+        params = ", ".join(f"{k}={v}" for k, v in ran_params(best).items())
         epoch = judged_epoch(best)
         lines += [
             "",

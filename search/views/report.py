@@ -21,10 +21,16 @@ import optuna.visualization as vis
 from optuna.trial import TrialState
 
 from search.errors import SearchError
-from search.study.settings import stored_space
+from search.study.settings import StudySettings, stored_space
 from search.study.space import point_key
 from search.views.figures import factor_effects, factor_figure, factor_panels, overview_figure
-from search.views.summary import final_rows, format_final, rows_for_trials
+from search.views.summary import (
+    counts_line,
+    final_rows,
+    format_final,
+    rows_for_trials,
+    run_line,
+)
 
 PNG = "kaleido"  # the package Plotly needs to write PNG copies
 
@@ -50,6 +56,8 @@ def summary_table(study: optuna.Study) -> list[dict]:
                 "val_acc": row["val_acc"],  # at the judged epoch (last, or best for a grid)
                 "test_acc": row["test_acc"],
                 "judged_epoch": row["judge"],
+                "epochs_run": row["epochs"],  # what ran: a cap or a pruner may stop it early
+                "train_images": row["train_images"],
                 "seconds": row["seconds"],
                 "same_point_as": " ".join(others) if runs[key] > 1 else "",
             }
@@ -93,6 +101,11 @@ def _optuna_charts(study: optuna.Study) -> dict[str, object]:
             continue
         fig.update_layout(title=title)
         charts[title] = fig
+    if stored_space(study).grid == "ofat":
+        charts["contour"] = (
+            "not drawn: a one-factor-at-a-time study never varies two factors together"
+        )
+        return charts
     try:
         top = list(
             optuna.importance.get_param_importances(
@@ -131,6 +144,8 @@ def write_report(study: optuna.Study, out: Path) -> list[Path]:
             f"({states[TrialState.FAIL]} failed, {states[TrialState.PRUNED]} pruned)"
         )
     space = stored_space(study)
+    stored = study.user_attrs.get("settings")
+    settings = StudySettings.from_attr(stored) if stored else None
     out.mkdir(parents=True, exist_ok=True)
     pages: list[tuple[str, object]] = []
     if space.grid == "ofat":
@@ -164,7 +179,9 @@ def write_report(study: optuna.Study, out: Path) -> list[Path]:
         tables.append(out / "final.csv")
     (out / "index.html").write_text(
         f"<!doctype html><meta charset='utf-8'><title>{html.escape(study.study_name)}</title>"
-        f"<h1>Study {html.escape(study.study_name)}</h1><p>{len(rows)} trials; "
+        f"<h1>Study {html.escape(study.study_name)}</h1><p>{html.escape(counts_line(study))}"
+        + (f"; {html.escape(run_line(settings, study))}" if settings else "")
+        + "; "
         + ", ".join(f"<a href='{p.name}'>{p.name}</a>" for p in tables)
         + "</p>"
         + (f"<h2>Final models</h2><pre>{html.escape(format_final(final))}</pre>" if final else "")

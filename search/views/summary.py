@@ -11,10 +11,21 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.study.queries import state_counts
+from search.study.runner import RunnerConfig, study_seconds
+from search.study.samplers import startup_note
+from search.study.settings import StudySettings
 from search.study.space import Space
 from search.study.trials import judge_of, judged_epoch, note_of, pct
 
 BEST_SHOWN = 10  # rows of a sampler's summary
+STATE_WORDS = {
+    "COMPLETE": "complete",
+    "PRUNED": "pruned",
+    "FAIL": "failed",
+    "RUNNING": "running",
+    "WAITING": "waiting",
+}
 
 
 def rows_for_trials(trials: list[FrozenTrial], space: Space) -> list[dict[str, Any]]:
@@ -28,6 +39,8 @@ def rows_for_trials(trials: list[FrozenTrial], space: Space) -> list[dict[str, A
                 "params": space.describe(t.params) if t.params else "",
                 "val_acc": best.val_acc if best else None,
                 "test_acc": best.test_acc if best else None,
+                "epochs": len(t.user_attrs.get("history") or []) if t.params else None,
+                "train_images": t.user_attrs.get("train_images"),
                 "seconds": t.user_attrs.get("seconds"),
                 "n_params": t.user_attrs.get("n_params"),
                 "state": t.state.name,
@@ -61,21 +74,22 @@ def format_table(
     """Rows as aligned text; ``extra="params"`` adds the parameter count column."""
     judges = {r["judge"] for r in rows}
     val = f"{judges.pop()} val acc" if len(judges) == 1 else "val acc"  # the epoch judged
-    header = ["trial", label, val, "test acc", "seconds", "state"]
+    header = ["trial", label, "epochs", val, "test acc", "seconds", "state"]
     if extra == "params":
-        header.insert(5, "params")
+        header.insert(6, "params")
     body = []
     for r in rows:
         cells = [
             str(r["trial"]),
             r["params"],
+            "-" if r["epochs"] is None else str(r["epochs"]),
             pct(r["val_acc"]),
             pct(r["test_acc"]),
             "-" if r["seconds"] is None else f"{r['seconds']:.1f}",
             r["state"] + (f" ({r['note']})" if r["note"] else ""),
         ]
         if extra == "params":
-            cells.insert(5, str(r["n_params"]))
+            cells.insert(6, str(r["n_params"]))
         body.append(cells)
     if not body:
         return "no finished trials yet"
@@ -86,13 +100,56 @@ def format_table(
     return "\n".join(line.rstrip() for line in lines)
 
 
-def study_summary(study: optuna.Study, space: Space, objectives: tuple[str, ...]) -> str:
-    """The table a run ends with: a grid's points, a sampler's best, or a Pareto front."""
-    label = "differs from baseline" if space.is_grid else "parameters"
+def counts_line(study: optuna.Study) -> str:
+    """How many trials ended each way: "15 trials: 12 complete, 2 pruned, 1 failed"."""
+    counts = state_counts(study)
+    shown = [f"{counts[k]} {word}" for k, word in STATE_WORDS.items() if counts[k]]
+    total = sum(counts.values())
+    return f"{total} trial{'s' if total != 1 else ''}: {', '.join(shown) or 'none yet'}"
+
+
+def run_line(settings: StudySettings, study: optuna.Study) -> str:
+    """What every trial trained on, caps included: what ran, not what the space says."""
+    images = next(
+        (t.user_attrs["train_images"] for t in study.trials if "train_images" in t.user_attrs),
+        None,
+    )
+    text = f"trained on {settings.dataset}: " + (
+        f"{images:,} training images" if images else "its training images"
+    )
+    if settings.train_limit is not None:
+        text += f" (--train-limit {settings.train_limit})"
+    text += f", {settings.val_size:,} held out for validation"
+    if settings.max_epochs is not None:
+        n = settings.max_epochs
+        text += f"; at most {n} epoch{'s' if n > 1 else ''} a trial (--max-epochs)"
+    return text
+
+
+def study_summary(study: optuna.Study, space: Space, settings: StudySettings) -> str:
+    """The table a run ends with (a grid's points, a sampler's best, or a Pareto front), after
+    what the trials trained on and how many ended each way."""
+    label = "differs from baseline" if space.grid == "ofat" else "parameters"
+    lines = [run_line(settings, study), counts_line(study)]
+    startup = startup_note(study, settings.sampler).strip(" ()")
+    if startup:
+        lines.append(f"note: {startup}: so far its trials are random ones, as any sampler's")
+    objectives = settings.objectives
     if len(objectives) > 1:
         table = format_table(pareto_rows(study, space), label, extra=objectives[1])
-        return f"Pareto front ({', '.join(objectives)}):\n{table}"
-    return format_table(summary_rows(study, space), label)
+        return "\n".join([*lines, f"Pareto front ({', '.join(objectives)}):", table])
+    return "\n".join([*lines, format_table(summary_rows(study, space), label)])
+
+
+def nothing_to_run(study: optuna.Study, space: Space, budget: RunnerConfig) -> str:
+    """Why a resumed study runs no trial, and how to run more."""
+    if budget.timeout is not None and study_seconds(study) >= budget.timeout:
+        why = f"its --timeout of {budget.timeout:g} s of trial time is used up"
+    elif space.is_grid and budget.n_trials is None:
+        why = "every point of its grid is done"
+    else:
+        why = f"its budget of {budget.n_trials} trials is used (failed ones count)"
+    return f"nothing to run: study {study.study_name}: {why}; give a larger budget to run more"
 
 
 def final_rows(record: dict) -> list[dict[str, Any]]:

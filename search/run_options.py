@@ -1,0 +1,160 @@
+"""The options of ``python -m search.run`` and the study settings they give.
+
+Every option is checked here, where it enters (argparse types, one line and exit code 2); the
+settings a space file records in its ``[settings]`` table fill what the command leaves out.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from search.cli import Parser, positive_float, positive_int, seed_int
+from search.engine.datasets import DATASETS, DataConfig
+from search.engine.device import DEVICES
+from search.engine.history import JUDGES
+from search.errors import UsageError
+from search.study.samplers import DEFAULT_PRUNER, MULTI_OBJECTIVE, PRUNERS, SAMPLERS
+from search.study.settings import StudySettings, default_judge, parse_objectives
+from search.study.space import Space
+from search.study.spacefile import DESIGNS
+from search.study.storage import default_storage, storage_help
+
+DEFAULT_SEED = 1  # the reference study's seed
+DESCRIPTION = "Run a study: a grid, or a sampler's search, kept in an Optuna database."
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="python -m search.run", description=DESCRIPTION)
+    p.add_argument(
+        "--sampler",
+        choices=list(SAMPLERS),
+        help="default: grid (nsga2 with several --objectives)",
+    )
+    p.add_argument(
+        "--pruner",
+        choices=list(PRUNERS),
+        help="default: none for grid, median for random/qmc/cmaes, hyperband for tpe/gp",
+    )
+    p.add_argument(
+        "--design",
+        choices=DESIGNS,
+        help="built-in grid: ofat (15 points, default for grid) or full (2,187)",
+    )
+    p.add_argument("--space", metavar="FILE.toml", help="a space file (see search/spaces/)")
+    p.add_argument(
+        "--objectives",
+        default="accuracy",
+        help="accuracy, or accuracy,seconds or accuracy,params for a Pareto search",
+    )
+    p.add_argument(
+        "--study-name",
+        help="default: DATASET-SPACE plus sampler and caps, e.g. mnist-ofat-e1-n2000",
+    )
+    p.add_argument("--storage", default=default_storage(), help=storage_help())
+    p.add_argument("--dataset", choices=list(DATASETS), help=f"default: {DataConfig.dataset}")
+    p.add_argument(
+        "--artifact-dir",
+        help="artifacts for optuna-dashboard; default: artifacts/ beside an SQLite file, "
+        "else study_db/artifacts",
+    )
+    p.add_argument("--data-dir", help="holds MNIST/raw/...; default: $SEARCH_DATA_DIR or ./data")
+    p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument("--seed", type=seed_int, help=f"default: {DEFAULT_SEED}")
+    p.add_argument(
+        "--epochs",
+        type=positive_int,
+        help="every trial's epochs, where its schedule ends and the pruner's horizon "
+        "(samplers; default: the space's, 15 for the default space)",
+    )
+    p.add_argument("--max-epochs", type=positive_int, help="cap every trial's epochs (quick look)")
+    p.add_argument(
+        "--judge-epoch",
+        choices=JUDGES,
+        help="the epoch whose validation accuracy is a trial's objective; default: last "
+        "(what the kept model scores), best for grid (the reference's rule)",
+    )
+    p.add_argument("--train-limit", type=positive_int, help="use the first N training samples")
+    p.add_argument(
+        "--val-size",
+        type=positive_int,
+        help=f"validation samples held out of the training set (default {DataConfig.val_size})",
+    )
+    p.add_argument(
+        "--n-trials",
+        type=positive_int,
+        help="trial budget for the whole study (default: the whole grid; 50 else)",
+    )
+    p.add_argument("--timeout", type=positive_float, help="seconds of trial time for the study")
+    out = p.add_mutually_exclusive_group()
+    out.add_argument("--quiet", action="store_true", help="print only the summary")
+    out.add_argument("--verbose", action="store_true", help="print every epoch")
+    p.add_argument(
+        "--workers",
+        type=positive_int,
+        help="worker processes on this machine, each with cores/N threads; default: one per "
+        "core on the CPU when the study has more trials to run than cores, else 1",
+    )
+    p.add_argument(
+        "--enqueue-baseline",
+        action="store_true",
+        help="run a known-good configuration (a dropout MLP recipe) first (samplers)",
+    )
+    p.add_argument(
+        "--warm-start",
+        metavar="STUDY",
+        help="run the best points of another study in the same storage first (samplers)",
+    )
+    p.add_argument(
+        "--allow-space-change",
+        action="store_true",
+        help="resume a study whose space file changed (ranges moved, parameters added or "
+        "dropped); the change is recorded with the study",
+    )
+    p.add_argument(
+        "--create-only",
+        action="store_true",
+        help="create the study (queue its grid, fetch the data) and leave the "
+        "trials to workers (python -m search.worker)",
+    )
+    return p
+
+
+def sampler_of(args: argparse.Namespace) -> str:
+    """The sampler a command means: --sampler, else nsga2 for several objectives, else grid."""
+    return args.sampler or ("nsga2" if len(parse_objectives(args.objectives)) > 1 else "grid")
+
+
+def settings_from(args: argparse.Namespace, space: Space) -> StudySettings:
+    """The study's settings: each option as given, else the space file's [settings] (what
+    ``search.best`` recorded), else its default."""
+    objectives = parse_objectives(args.objectives)
+    sampler = sampler_of(args)
+
+    def given(name: str, default: Any) -> Any:
+        value = getattr(args, name)
+        return value if value is not None else space.settings.get(name, default)
+
+    if len(objectives) > 1:
+        if sampler not in MULTI_OBJECTIVE + ("grid",):
+            raise UsageError(
+                f"--sampler {sampler}: several objectives need one of {', '.join(MULTI_OBJECTIVE)}"
+            )
+        if args.pruner not in (None, "none"):
+            raise UsageError("--pruner: Optuna cannot prune a study with several objectives")
+    pruner = args.pruner or ("none" if len(objectives) > 1 else DEFAULT_PRUNER[sampler])
+    if args.epochs is not None and sampler == "grid":
+        raise UsageError("--epochs: a grid runs its points' epochs; cap them with --max-epochs")
+    return StudySettings(
+        dataset=given("dataset", DataConfig.dataset),
+        space=space.name,
+        sampler=sampler,
+        pruner=pruner,
+        objectives=objectives,
+        seed=given("seed", DEFAULT_SEED),
+        max_epochs=args.max_epochs,
+        train_limit=given("train_limit", None),
+        val_size=given("val_size", DataConfig.val_size),
+        epochs=args.epochs,
+        judge_epoch=given("judge_epoch", default_judge(sampler)),
+    )

@@ -1,0 +1,145 @@
+"""Opening a study: create it with its settings and space, or resume it only with the same.
+
+A study is never resumed with settings that would make its results incomparable, nor with a
+space other than its own: a space file edited under the same name is refused, naming the keys
+that differ (comments and layout aside). ``--allow-space-change`` accepts a change that Optuna
+can hold in one study (a range moved, a parameter added or dropped) and records it with the
+study; a changed choice list or fixed value, on which every later trial would fail, is refused
+even then.
+"""
+
+from __future__ import annotations
+
+import tomllib
+import warnings
+from typing import Any
+
+import optuna
+from optuna.distributions import check_distribution_compatibility
+
+from search.errors import UsageError
+from search.study.recovery import fail_orphaned_trials, fail_stale_trials
+from search.study.runner import RunnerConfig
+from search.study.settings import (
+    METRIC_NAMES,
+    OBJECTIVES,
+    StudySettings,
+    stored_space,
+    versions,
+)
+from search.study.space import Space
+from search.study.storage import open_storage
+
+SHOWN_CHARS = 40  # of each old and new value in a message
+
+
+def open_study(
+    storage_url: str,
+    name: str | None,
+    settings: StudySettings,
+    space: Space,
+    budget: RunnerConfig,
+    command: str,
+    allow_space_change: bool = False,
+) -> optuna.Study:
+    """Create the study, or load it and check that it was made with the same settings and
+    space. The budget is recorded on every run (a rerun may raise it), so that workers joining
+    from elsewhere stop where this command would."""
+    storage = open_storage(storage_url)
+    name = name or settings.default_name()
+    sampler, pruner = settings.search(space)
+    study = optuna.create_study(
+        storage=storage,
+        study_name=name,
+        directions=[OBJECTIVES[o] for o in settings.objectives],
+        load_if_exists=True,
+        sampler=sampler,
+        pruner=pruner,
+    )
+    stored = study.user_attrs.get("settings")
+    if stored is None:
+        study.set_user_attr("settings", settings.to_attr())
+        study.set_user_attr("space_toml", space.source)
+        study.set_user_attr("command", command)
+        study.set_user_attr("versions", versions())
+        with warnings.catch_warnings():  # set_metric_names is flagged experimental
+            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+            study.set_metric_names([METRIC_NAMES[o] for o in settings.objectives])
+    else:
+        _check_settings(name, StudySettings.from_attr(stored).to_attr(), settings.to_attr())
+        _check_space(study, space, allow_space_change)
+    study.set_user_attr("budget", {"n_trials": budget.n_trials, "timeout": budget.timeout})
+    fail_orphaned_trials(storage, study)
+    fail_stale_trials(study)
+    return study
+
+
+def _check_settings(name: str, stored: dict[str, Any], given: dict[str, Any]) -> None:
+    if stored == given:
+        return
+    diff = ", ".join(
+        f"{k}={stored.get(k)!r} (now {v!r})" for k, v in given.items() if stored.get(k) != v
+    )
+    raise UsageError(
+        f"study {name!r} was run with other settings: {diff}; "
+        "resume it with the same options or choose another --study-name"
+    )
+
+
+def changed_keys(old_text: str, new_text: str) -> list[str]:
+    """The keys (``params.lr_factor``, ``name``...) whose values differ between two space
+    files, each with its old and new value; none when only comments or layout differ."""
+    old, new = _flat(tomllib.loads(old_text)), _flat(tomllib.loads(new_text))
+    missing = object()
+    out = []
+    for key in sorted(set(old) | set(new)):
+        before, after = old.get(key, missing), new.get(key, missing)
+        if before != after:
+            out.append(f"{key} ({_shown(before, missing)} -> {_shown(after, missing)})")
+    return out
+
+
+def _flat(raw: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"params": {"lr": {"high": 2}}}`` as ``{"params.lr.high": 2}``."""
+    out: dict[str, Any] = {}
+    for key, value in raw.items():
+        if isinstance(value, dict):
+            out.update(_flat(value, f"{prefix}{key}."))
+        else:
+            out[f"{prefix}{key}"] = value
+    return out
+
+
+def _shown(value: Any, missing: object) -> str:
+    text = "absent" if value is missing else repr(value)
+    return text if len(text) <= SHOWN_CHARS else text[: SHOWN_CHARS - 3] + "..."
+
+
+def _check_space(study: optuna.Study, space: Space, allow: bool) -> None:
+    stored_text = study.user_attrs.get("space_toml") or ""
+    keys = changed_keys(stored_text, space.source) if stored_text != space.source else []
+    if not keys:
+        return
+    if not allow:
+        raise UsageError(
+            f"study {study.study_name!r} was made with another space: {'; '.join(keys)}; "
+            "resume it with the space it was made with, choose another --study-name, or "
+            "accept the change with --allow-space-change"
+        )
+    old = stored_space(study).distributions()
+    clashes = []
+    for param, dist in space.distributions().items():
+        if param in old:
+            try:
+                check_distribution_compatibility(old[param], dist)
+            except ValueError as e:
+                clashes.append(f"params.{param} ({e})")
+    if clashes:
+        raise UsageError(
+            f"--allow-space-change: {'; '.join(clashes)}: Optuna cannot hold both in one "
+            "study, so every new trial would fail; choose another --study-name"
+        )
+    changes = list(study.user_attrs.get("space_changes", []))
+    changes.append({"from_trial": len(study.trials), "keys": keys, "old_space_toml": stored_text})
+    study.set_user_attr("space_changes", changes)
+    study.set_user_attr("space_toml", space.source)
