@@ -14,6 +14,7 @@ import argparse
 import logging
 import shlex
 import sys
+from pathlib import Path
 
 import optuna
 from tqdm import tqdm
@@ -28,7 +29,12 @@ from search.study.pool import default_workers, run_in_workers
 from search.study.queries import trial_ids
 from search.study.settings import choose_space, command_line, shape_space
 from search.study.sqlite_files import is_new_sqlite
-from search.study.storage import STORAGE_ENV, default_storage, display_url
+from search.study.storage import (
+    STORAGE_ENV,
+    check_writable_folder,
+    default_storage,
+    display_url,
+)
 from search.study.workers import HostOptions, data_config, spec_from_study, work
 from search.views.publish import Publisher
 from search.views.summary import nothing_to_run, study_summary
@@ -59,6 +65,8 @@ def execute(args: argparse.Namespace, command: str) -> int:
     n_trials = args.n_trials or (None if space.is_grid else DEFAULT_SAMPLER_TRIALS)
     budget = runner.RunnerConfig(n_trials=n_trials, timeout=args.timeout)
     say = (lambda _msg: None) if args.quiet else (lambda msg: tqdm.write(msg, file=sys.stderr))
+    if args.artifact_dir:
+        check_writable_folder(Path(args.artifact_dir), "--artifact-dir")
     new = is_new_sqlite(args.storage)
     study = open_study(
         args.storage, args.study_name, settings, space, budget, command, args.allow_space_change

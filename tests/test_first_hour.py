@@ -12,12 +12,14 @@ import pytest
 from optuna_dashboard import get_note
 
 from search import best
+from search.errors import UsageError
 from search.run import main
 from search.study import objective
 from search.study.failures import REPEATS, counted_trials
 from search.study.spacefile import parse_space
 
 TINY = ["--val-size", "200", "--workers", "1"]
+RUNAWAY = 20  # trials of a failing run after which a test calls it a runaway
 
 
 def cli(root: Path, db: Path, *extra: str) -> list[str]:
@@ -74,6 +76,8 @@ def fail_every_fit(monkeypatch: pytest.MonkeyPatch, same_reason: bool = True) ->
 
     def broken(*args, **kwargs):
         calls.append(1)
+        if len(calls) > RUNAWAY:  # ends a run that nothing else stopped: the test fails
+            raise UsageError("runaway: nothing stopped the failing trials")
         raise RuntimeError("boom" if same_reason else f"boom {len(calls)}")
 
     monkeypatch.setattr(objective, "fit", broken)
@@ -234,6 +238,8 @@ def test_each_trial_is_timed_after_an_untimed_warm_up_of_its_configuration(
         (["--sampler", "random", "--warm-start", "nope"], 2, "--warm-start"),
         (["--data-dir", "DATA/MNIST/raw"], 1, "did you mean --data-dir"),
         (["--data-dir", "nowhere"], 1, "not in"),
+        (["--storage", "sqlite://"], 1, "in-memory SQLite database keeps nothing"),
+        (["--artifact-dir", "/proc/nope"], 1, "--artifact-dir /proc/nope: cannot write"),
     ],
 )
 def test_a_bad_input_is_one_line_with_its_exit_code_and_leaves_nothing_behind(

@@ -372,3 +372,22 @@ def test_is_new_sqlite_names_the_file_a_search_would_create(tmp_path, url, new):
     expected = None if new is None else Path(new.format(tmp=tmp_path))
     assert is_new_sqlite(url.format(tmp=tmp_path)) == expected
     assert list(tmp_path.iterdir()) == [tmp_path / "old.db"]
+
+
+def test_opening_a_database_never_opens_its_files_outside_sqlite(tmp_path, monkeypatch):
+    # Closing any descriptor of a database drops every POSIX lock SQLite holds on it in this
+    # process: another process could then write at the same time and corrupt the file.
+    url = f"sqlite:///{tmp_path}/s.db"
+    held = open_storage(url)  # a connection of this process, as a worker holds one
+    optuna.create_study(storage=held, study_name="s")
+    opened = []
+    real_open = os.open
+
+    def spy(path, *args, **kwargs):
+        opened.append(os.fspath(path))
+        return real_open(path, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", spy)
+    for must_exist in (False, True):
+        open_storage(url, must_exist=must_exist)
+    assert not [p for p in opened if Path(p).name.startswith("s.db")]

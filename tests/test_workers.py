@@ -320,7 +320,7 @@ def test_a_worker_joining_from_elsewhere_stops_at_the_studys_budget(tiny_root, t
     data = ["--data-dir", str(tiny_root), "--val-size", "200", "--storage", storage, "--quiet"]
     sampler = ["--sampler", "random", "--n-trials", "2", "--max-epochs", "1", "--create-only"]
     assert run_main([*data, *sampler]) == 0
-    name = ["--study-name", "mnist-default-random-e1"]
+    name = ["--study-name", "mnist-default-random-e1-v200"]
     assert worker.main([*data[:2], "--storage", storage, *name, "--quiet"]) == 0
     assert "worker ran 2 trials" in capsys.readouterr().out
     trials = optuna.load_study(study_name=name[1], storage=storage).get_trials()

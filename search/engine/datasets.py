@@ -77,7 +77,8 @@ def refuse_misplaced(cfg: DataConfig) -> None:
         if holder.name == "raw" and holder.parent.name == folder:
             fix = f"did you mean --data-dir {holder.parent.parent}?"
         else:  # the files are there, but not in the layout torchvision and we read
-            fix = f"move them into {raw_folder(cfg)}, or point --data-dir at a folder holding {folder}/raw"
+            target, layout = raw_folder(cfg), f"{folder}/raw"
+            fix = f"move them into {target}, or point --data-dir at a folder holding {layout}"
         raise DataError(
             f"--data-dir {given}: {cfg.dataset} is not in {expected(cfg)}, but {holder} holds "
             f"those files; {fix}"

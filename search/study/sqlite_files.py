@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import tempfile
 from pathlib import Path
 from urllib.parse import quote
 
@@ -92,13 +91,31 @@ def remove_made(made: list[Path]) -> None:
                     file.unlink(missing_ok=True)
 
 
+def _denied(path: Path, mode: int) -> str | None:
+    """Why this process may not open ``path`` for ``mode`` (os.R_OK, os.W_OK), or None. The
+    kernel answers for the effective ids and capabilities (mode bits do not bind root, unless it
+    dropped CAP_DAC_OVERRIDE). Never found by opening the file: closing any descriptor of a
+    database drops every POSIX lock SQLite holds on it in this process, and another process
+    could then write at the same time and corrupt it."""
+    if os.access(path, mode, effective_ids=True):
+        return None
+    with contextlib.suppress(OSError):
+        if os.statvfs(path).f_flag & os.ST_RDONLY:
+            return "read-only file system"
+    return "permission denied"
+
+
 def _read_only_uri(path: Path) -> str:
-    """An SQLite URI that reads ``path`` without writing anything, beside it either. Without a
-    -wal file every committed change is in the file itself, so SQLite may take it as immutable
-    (a plain read-only open of a database in WAL mode creates -wal and -shm files, and fails in
-    a folder it cannot write); with one, SQLite reads the log through the -shm beside it."""
-    immutable = "" if os.path.exists(f"{path}-wal") else "&immutable=1"
-    return f"file:{quote(str(path.absolute()))}?mode=ro{immutable}"
+    """An SQLite URI that reads ``path`` without writing anything, beside it either. Where this
+    process cannot write the file or its folder and there is no -wal file, every committed
+    change is in the file itself, so SQLite may take it as immutable (a plain read-only open of
+    a database in WAL mode creates -wal and -shm files, and fails in a folder it cannot write);
+    else SQLite reads it, and its log, as usual."""
+    folder = path.parent.absolute()
+    stuck = not os.path.exists(f"{path}-wal") and (
+        _denied(path, os.W_OK) or _denied(folder, os.W_OK)
+    )
+    return f"file:{quote(str(path.absolute()))}?mode=ro" + ("&immutable=1" if stuck else "")
 
 
 def _check_sqlite_file(path: Path, shown: str, fix: str) -> None:
@@ -106,12 +123,9 @@ def _check_sqlite_file(path: Path, shown: str, fix: str) -> None:
     writing to it."""
     if path.is_dir():
         raise StorageError(f"--storage {shown}: {path} is a folder, expected a database file")
-    try:  # what SQLite says of a file it cannot open ("unable to open") would not say why
-        os.close(os.open(path, os.O_RDONLY))
-    except OSError as e:
-        raise StorageError(
-            f"--storage {shown}: cannot read {path} ({_reason(e)}); {fix}"
-        ) from None
+    # What SQLite says of a file it cannot open ("unable to open") would not say why.
+    if reason := _denied(path, os.R_OK):
+        raise StorageError(f"--storage {shown}: cannot read {path} ({reason}); {fix}")
     if path.stat().st_size == 0:
         return
     try:
@@ -130,26 +144,17 @@ def _check_sqlite_file(path: Path, shown: str, fix: str) -> None:
 
 
 def _why_unwritable(path: Path) -> str | None:
-    """Why SQLite could not write to the database ``path``, found by trying, without changing
-    anything (mode bits do not bind root, so a guess from them would be wrong); None if it can.
-    SQLite writes the file and, beside it, its write-ahead log (-wal, -shm) or a journal."""
-    try:
-        os.close(os.open(path, os.O_RDWR))
-    except OSError as e:
-        return f"{path} is read-only ({_reason(e)})"
+    """Why SQLite could not write to the database ``path``, without changing anything; None if
+    it can. SQLite writes the file and, beside it, its write-ahead log (-wal, -shm)."""
+    if reason := _denied(path, os.W_OK):
+        return f"{path} is read-only ({reason})"
     folder = path.parent.absolute()
-    try:
-        # Where the system allows (O_TMPFILE), this file never has a name: nothing shows.
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as e:
+    if reason := _denied(folder, os.W_OK | os.X_OK):
         wal, shm = _sidecars(path)[:2]
-        with contextlib.suppress(OSError):  # the log is there already and SQLite can write it
-            for file in (wal, shm):
-                os.close(os.open(file, os.O_RDWR))
-            return None
+        if all(not _denied(file, os.R_OK | os.W_OK) for file in (wal, shm)):
+            return None  # the log is there already and SQLite can write it
         return (
-            f"{path} cannot be written: its folder {folder} is read-only ({_reason(e)}), and "
+            f"{path} cannot be written: its folder {folder} is read-only ({reason}), and "
             f"SQLite keeps its write-ahead log ({wal.name}, {shm.name}) there"
         )
     return None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import tempfile
 import warnings
 from pathlib import Path
 
@@ -81,16 +82,20 @@ def open_storage(url: str, must_exist: bool = False, *, writes: bool | None = No
     if parsed.get_backend_name() == "sqlite":
         engine_kwargs = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_S}}
         path = sqlite_file(url)
-        if path is not None:
-            made, read_only = prepare_sqlite_file(path, shown, must_exist, writes)
-            if read_only is not None:
-                # The URI goes in as a connection, not a URL: SQLAlchemy would unquote it, and
-                # a '#' in the path would cut it short.
-                engine_kwargs = {
-                    "creator": lambda: sqlite3.connect(
-                        read_only, uri=True, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False
-                    )
-                }
+        if path is None:
+            raise StorageError(
+                f"--storage {shown}: an in-memory SQLite database keeps nothing, and no worker "
+                f"or report can see it; name a file, e.g. {DEFAULT_STORAGE}"
+            )
+        made, read_only = prepare_sqlite_file(path, shown, must_exist, writes)
+        if read_only is not None:
+            # The URI goes in as a connection, not a URL: SQLAlchemy would unquote it, and a '#'
+            # in the path would cut it short.
+            engine_kwargs = {
+                "creator": lambda: sqlite3.connect(
+                    read_only, uri=True, timeout=SQLITE_BUSY_TIMEOUT_S, check_same_thread=False
+                )
+            }
     try:
         with warnings.catch_warnings():  # heartbeats are flagged experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -135,6 +140,23 @@ def load_existing_study(
     if missing := missing_study(storage, study_name):
         raise StorageError(f"--study-name: {missing} in {display_url(storage_url)}")
     return optuna.load_study(study_name=study_name, storage=storage)
+
+
+def check_writable_folder(folder: Path, option: str) -> None:
+    """Refuse a folder that cannot be made or written, found by making (and removing) a
+    temporary folder in the nearest one that exists: nothing is left behind either way."""
+    existing = folder.absolute()
+    while not existing.exists():
+        existing = existing.parent
+    try:
+        with tempfile.TemporaryDirectory(dir=existing):
+            pass
+    except OSError as e:
+        reason = (e.strerror or type(e).__name__).lower()
+        raise StorageError(
+            f"{option} {folder}: cannot write in {existing} ({reason}); choose a folder you can "
+            "write to"
+        ) from None
 
 
 def artifact_dir_for(storage_url: str) -> Path:

@@ -62,8 +62,13 @@ class Publisher:
         artifact_dir: Path,
         warn: Callable[[str], None] = print,
     ) -> None:
-        artifact_dir.mkdir(parents=True, exist_ok=True)
         self.study, self.space, self.warn, self.warned = study, space, warn, False
+        self.store: FileSystemArtifactStore | None = None
+        self._open_store(artifact_dir)
+
+    @_never_fails
+    def _open_store(self, artifact_dir: Path) -> None:
+        artifact_dir.mkdir(parents=True, exist_ok=True)
         self.store = FileSystemArtifactStore(str(artifact_dir))
 
     @_never_fails
@@ -88,6 +93,8 @@ class Publisher:
                 self._upload(trial, weights, "application/octet-stream")
 
     def _upload(self, trial: optuna.Trial, path: Path, mimetype: str) -> None:
+        if self.store is None:  # its folder could not be made: said once, at the start
+            return
         upload_artifact(
             artifact_store=self.store, file_path=str(path), study_or_trial=trial, mimetype=mimetype
         )
