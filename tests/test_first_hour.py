@@ -325,3 +325,13 @@ def test_a_capped_run_shows_what_ran_and_its_best_file_reproduces_it(real_root, 
     assert main([*rerun, "--sampler", "grid", "--space", str(tmp_path / "best.toml")]) == 0
     (again,) = study_of(db, "mnist-best-of-s-n2000").trials
     assert again.value == study_of(db, "s").best_value
+
+
+def test_the_lock_file_beside_the_default_database_is_ignored_by_git():
+    root = Path(__file__).resolve().parent.parent
+    if not (root / ".git").exists():
+        pytest.skip("not a git checkout")
+    done = subprocess.run(
+        ["git", "check-ignore", "-q", "study_db/mnist.lock"], cwd=root, capture_output=True
+    )
+    assert done.returncode == 0
