@@ -85,8 +85,8 @@ def pause(tmp_path: Path):
 
     made: list[Pause] = []
 
-    def make(after_epochs: int) -> Pause:
-        made.append(Pause(tmp_path / f"pause-{len(made)}", after_epochs))
+    def make(after_epochs: int, at_batch: int = 0) -> Pause:
+        made.append(Pause(tmp_path / f"pause-{len(made)}", after_epochs, at_batch))
         return made[-1]
 
     yield make

@@ -20,7 +20,7 @@ HOOK = """
 import os
 import socket
 
-_host, _port, _after, _marker = os.environ["SEARCH_TEST_PAUSE"].split("|")
+_host, _port, _after, _batch, _marker = os.environ["SEARCH_TEST_PAUSE"].split("|")
 import search.engine.train as _train
 
 _inner, _epochs, _warming = _train.train_one_epoch, [0], [False]
@@ -35,22 +35,37 @@ def _warm_up(*args, **kwargs):  # the untimed warm-up before a trial is not one 
         _warming[0] = False
 
 
-def _train_one_epoch(*args, **kwargs):
-    if _warming[0]:
-        return _inner(*args, **kwargs)
-    _epochs[0] += 1
-    if _epochs[0] == int(_after) + 1:
+def _pause():
+    try:
+        os.close(os.open(_marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+    except FileExistsError:  # another process holds the pause
+        return
+    with socket.create_connection((_host, int(_port))) as conn:
+        conn.sendall(f"{os.getpid()}\\n".encode())
         try:
-            os.close(os.open(_marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:  # another process holds the pause
-            return _inner(*args, **kwargs)
-        with socket.create_connection((_host, int(_port))) as conn:
-            conn.sendall(f"{os.getpid()}\\n".encode())
-            try:
-                conn.recv(1)  # until the test resumes, or closes the connection
-            except OSError:
-                pass
-    return _inner(*args, **kwargs)
+            conn.recv(1)  # until the test resumes, or closes the connection
+        except OSError:
+            pass
+
+
+def _train_one_epoch(model, step, *args, **kwargs):
+    if _warming[0]:
+        return _inner(model, step, *args, **kwargs)
+    _epochs[0] += 1
+    if _epochs[0] != int(_after) + 1:
+        return _inner(model, step, *args, **kwargs)
+    if int(_batch) == 0:  # at the epoch's start
+        _pause()
+        return _inner(model, step, *args, **kwargs)
+    calls = [0]
+
+    def _step(*a, **k):  # in the middle of the epoch, before batch number _batch + 1
+        calls[0] += 1
+        if calls[0] == int(_batch) + 1:
+            _pause()
+        return step(*a, **k)
+
+    return _inner(model, _step, *args, **kwargs)
 
 
 _train.train_one_epoch = _train_one_epoch
@@ -62,7 +77,9 @@ WAIT_S = 300  # a paused process arrives within seconds; this only bounds a brok
 class Pause:
     """``env`` for the subprocesses; ``wait`` for one to pause; ``resume`` it, or ``close``."""
 
-    def __init__(self, folder: Path, after_epochs: int) -> None:
+    def __init__(self, folder: Path, after_epochs: int, at_batch: int = 0) -> None:
+        """Pause in epoch ``after_epochs + 1`` of a process's life: at its start, or before its
+        batch ``at_batch + 1``."""
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "sitecustomize.py").write_text(HOOK)
         self.server = socket.create_server(("127.0.0.1", 0))  # the system picks the port
@@ -71,7 +88,7 @@ class Pause:
         self.env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(paths),
-            "SEARCH_TEST_PAUSE": f"127.0.0.1|{port}|{after_epochs}|{folder / 'paused'}",
+            "SEARCH_TEST_PAUSE": f"127.0.0.1|{port}|{after_epochs}|{at_batch}|{folder / 'paused'}",
         }
         self.conn: socket.socket | None = None
 

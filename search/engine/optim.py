@@ -94,6 +94,22 @@ class FlatOptimizer:
             # Load (or compile) the kernel now, on empty arrays, not inside the first epoch.
             self._compiled([a[:0] for a in self._arrays])
 
+    def snapshot(self) -> tuple[torch.Tensor, list[torch.Tensor], int]:
+        """Copies of the parameters and state, and the step count (for a checkpoint)."""
+        return self.flat.clone(), [s.clone() for s in self.state], self.steps
+
+    @torch.no_grad()
+    def restore(self, params: torch.Tensor, state: list[torch.Tensor], steps: int) -> None:
+        """Go on from a snapshot: the buffers in place (the model's parameters view them), the
+        step count, and with it the schedule's position."""
+        self.flat.copy_(params)
+        for mine, saved in zip(self.state, state, strict=True):
+            mine.copy_(saved)
+        self.steps = steps
+        self.step_t.fill_(steps)
+        if self.rates is not None and self.backend == "torch":
+            self.rate_index.fill_(min(steps, len(self.rates) - 1))
+
     def zero_grad(self) -> None:
         for p in self.params:
             p.grad = None

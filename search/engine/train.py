@@ -18,6 +18,7 @@ import torch
 from torch import nn
 
 from search.engine import graphs
+from search.engine.checkpoint import Checkpoint
 from search.engine.config import ModelConfig, TrainConfig
 from search.engine.data import Splits
 from search.engine.history import EpochRecord, judged_epoch
@@ -132,8 +133,12 @@ def fit(
     cfg: TrainConfig,
     data: Splits,
     on_epoch: Callable[[EpochRecord], bool] | None = None,
+    resume: Checkpoint | None = None,
+    keep: Callable[[Checkpoint], None] | None = None,
 ) -> TrainResult:
-    """Train for ``cfg.epochs``; ``on_epoch`` sees each record and returns True to stop early."""
+    """Train for ``cfg.epochs``; ``on_epoch`` sees each record and returns True to stop early.
+    ``keep`` gets a checkpoint at the end of every epoch (before ``on_epoch``); ``resume``
+    goes on from one, after its epoch, exactly as the run that wrote it would have."""
     start = time.perf_counter()
     cuda = data.device.type == "cuda"
     if cuda:  # the peak from here on counts what is already allocated: the worker's data
@@ -154,8 +159,16 @@ def fit(
     )
     step, kind = make_step(model, opt, model_cfg, cfg, buffers)
     result = TrainResult(n_params=count_parameters(model), model=model, step=kind)
-    seen = 0
-    for epoch in range(1, cfg.epochs + 1):
+    seen, first = 0, 1
+    if resume is not None:  # after the model and optimizer are built: their draws are done
+        opt.restore(resume.params, resume.state, resume.steps)
+        torch.set_rng_state(resume.rng)
+        generator.set_state(resume.batch_rng)
+        if cuda and resume.cuda_rng is not None:
+            torch.cuda.set_rng_state(resume.cuda_rng, data.device)
+        result.history, result.curve = list(resume.history), list(resume.curve)
+        seen, first = resume.seen, resume.epoch + 1
+    for epoch in range(first, cfg.epochs + 1):
         t0 = time.perf_counter()
         losses = train_one_epoch(
             model,
@@ -194,6 +207,15 @@ def fit(
             seen,
         )
         result.history.append(record)
+        if keep is not None:
+            params, state, steps = opt.snapshot()
+            cuda_rng = torch.cuda.get_rng_state(data.device) if cuda else None
+            keep(
+                Checkpoint(
+                    *(epoch, params, state, steps, torch.get_rng_state(), generator.get_state()),
+                    *(cuda_rng, list(result.history), list(result.curve), seen),
+                )
+            )
         if on_epoch is not None and on_epoch(record):
             result.outcome = "stopped"
             break

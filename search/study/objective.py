@@ -9,14 +9,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import optuna
 from optuna.trial import TrialState
 
+from search.engine.checkpoint import Checkpoint
+from search.engine.config import ModelConfig, TrainConfig
 from search.engine.data import Splits
 from search.engine.history import EpochRecord
 from search.engine.train import TrainResult, fit, warm_up
 from search.errors import raise_if_stopped
+from search.study import checkpoints
 from search.study.runner import Outcome
 from search.study.settings import OBJECTIVES
 from search.study.space import Space
@@ -43,10 +47,12 @@ class Objective:
         cfg: ObjectiveConfig,
         log: Callable[[str], None] | None = None,
         after_fit: Callable[[optuna.Trial, TrainResult], None] | None = None,
+        checkpoints: Path | None = None,
     ) -> None:
-        """``after_fit`` sees each finished run (with its model), e.g. to upload artifacts."""
+        """``after_fit`` sees each finished run (with its model), e.g. to upload artifacts;
+        ``checkpoints``: the study's checkpoint folder (search.study.checkpoints), or None."""
         self.space, self.data, self.cfg, self.log = space, data, cfg, log
-        self.after_fit = after_fit
+        self.after_fit, self.checkpoints = after_fit, checkpoints
 
     def __call__(self, trial: optuna.Trial) -> Outcome:
         params = self.space.suggest(trial)
@@ -71,7 +77,7 @@ class Objective:
             return single and rec.epoch < train_cfg.epochs and trial.should_prune()
 
         warm_up(model_cfg, train_cfg, self.data)  # so "seconds" times this run's training only
-        result = fit(model_cfg, train_cfg, self.data, on_epoch)
+        result = self._fit(trial, model_cfg, train_cfg, on_epoch)
         attrs = {**result.to_attrs(self.cfg.judge), "device": str(self.data.device)}
         for key, value in attrs.items():
             trial.set_user_attr(key, value)
@@ -94,3 +100,40 @@ class Objective:
             "params": float(result.n_params),
         }
         return Outcome(TrialState.COMPLETE, [measured[name] for name in self.cfg.objectives])
+
+    def _fit(
+        self,
+        trial: optuna.Trial,
+        model_cfg: ModelConfig,
+        train_cfg: TrainConfig,
+        on_epoch: Callable[[EpochRecord], bool],
+    ) -> TrainResult:
+        """The run, from the checkpoint of the trial's interrupted point where there is one,
+        keeping its own every epoch; they are removed once it ends, unless a stop ends it."""
+        folder = self.checkpoints
+        if folder is None:
+            return fit(model_cfg, train_cfg, self.data, on_epoch)
+        mine = folder / checkpoints.file_for(trial.number)
+        source = checkpoints.resumable(trial, folder)
+        resume = None
+        if source is not None:
+            resume = Checkpoint.load(source.path)
+            trial.set_user_attr(
+                checkpoints.RESUMED_FROM, {"trial": source.trial, "epoch": source.epoch}
+            )
+            for rec in resume.history if len(self.cfg.objectives) == 1 else ():
+                trial.report(rec.val_acc, rec.epoch)  # for the pruner: epochs it did not see
+
+        def keep(checkpoint: Checkpoint) -> None:
+            checkpoint.save(mine)
+            trial.set_user_attr(checkpoints.ATTR, {"file": mine.name, "epoch": checkpoint.epoch})
+
+        try:
+            result = fit(model_cfg, train_cfg, self.data, on_epoch, resume, keep)
+        except KeyboardInterrupt:  # a stop: the point reruns from here
+            raise
+        except BaseException:
+            checkpoints.discard(mine)
+            raise
+        checkpoints.discard(mine, *([source.path] if source else []))
+        return result

@@ -17,6 +17,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import SearchError, raise_if_stopped
+from search.study.checkpoints import requeue_interrupted
 from search.study.claims import (
     CLAIM_PREFIX,
     DONE,
@@ -189,6 +190,7 @@ def run(
                 break
             waiting = False
         else:
+            requeue_interrupted(study)  # an interrupted point runs again, from its checkpoint
             trial = ask(study)
         frozen = run_trial(study, trial, objective)
         ran += 1

@@ -19,7 +19,7 @@ import torch
 from search.engine.data import DataConfig, Splits, load
 from search.engine.datasets import default_data_dir
 from search.engine.train import TrainResult
-from search.study import runner
+from search.study import checkpoints, runner
 from search.study.identity import WORKER_ID
 from search.study.objective import Objective, ObjectiveConfig
 from search.study.samplers import startup_note
@@ -134,6 +134,7 @@ def work(
         spec.objective,
         log=say if host.verbose else None,
         after_fit=observer.after_fit if observer else None,
+        checkpoints=checkpoints.folder_for(artifacts, spec.study_name),
     )
 
     def done(t: optuna.trial.FrozenTrial) -> None:
