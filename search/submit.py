@@ -1,0 +1,95 @@
+"""Submit workers for a study to a cluster: a SLURM job array whose every task is a worker.
+
+    python -m search.submit slurm --study-name NAME --tasks N [--parallel M]
+        [--gpus-per-task G] [--cpus-per-task C] [--time HH:MM:SS] [--python PATH] [--dry-run]
+(the database URL from --storage or $SEARCH_STORAGE; the tasks get it through their
+environment, never on a command line). The study must exist (``python -m search.run ...
+--create-only`` makes it); each task runs ``python -m search.worker`` with this interpreter
+(or --python) in this folder, and its output goes to ``slurm-JOB_TASK.out`` here.
+``--dry-run`` prints the batch script and touches neither the database nor SLURM.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+
+from search.cli import Parser, guarded, positive_int
+from search.errors import StorageError
+from search.study.slurm import STUDY_ENV, SlurmJob, render, sbatch, sbatch_path
+from search.study.storage import STORAGE_ENV, display_url, missing_study, open_storage
+
+ENGINES = ("slurm",)
+
+
+def build_parser() -> Parser:
+    p = Parser(prog="python -m search.submit", description=__doc__.splitlines()[0])
+    p.add_argument("engine", choices=ENGINES, help="where the workers run")
+    p.add_argument("--study-name", required=True)
+    p.add_argument("--storage", default=None, help=f"default: ${STORAGE_ENV}")
+    p.add_argument("--tasks", type=positive_int, required=True, help="workers in all")
+    p.add_argument("--parallel", type=positive_int, default=None, help="at once; default all")
+    p.add_argument("--gpus-per-task", type=int, choices=range(0, 17), default=0, metavar="G")
+    p.add_argument("--cpus-per-task", type=positive_int, default=1, help="and torch threads")
+    p.add_argument("--time", default=SlurmJob.time, help="each task's limit, HH:MM:SS")
+    p.add_argument("--python", default=sys.executable, help="default: this interpreter")
+    p.add_argument("--dry-run", action="store_true", help="print the script, submit nothing")
+    return p
+
+
+def check_study(storage: str, study_name: str) -> None:
+    """The study must exist: its space and settings come from ``search.run``'s options."""
+    if missing := missing_study(open_storage(storage, must_exist=True, writes=False), study_name):
+        raise StorageError(
+            f"--study-name: {missing} in {display_url(storage)}; make it first with "
+            f"python -m search.run --study-name {shlex.quote(study_name)} ... --create-only"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = build_parser()
+    args = p.parse_args(argv)
+    storage = args.storage or os.environ.get(STORAGE_ENV)
+    if not storage and not args.dry_run:
+        p.error(f"no storage: give --storage URL or set ${STORAGE_ENV} (the tasks read it)")
+
+    def submit() -> int:
+        job = SlurmJob(
+            tasks=args.tasks,
+            parallel=min(args.parallel or args.tasks, args.tasks),
+            time=args.time,
+            cpus_per_task=args.cpus_per_task,
+            gpus_per_task=args.gpus_per_task,
+            python=args.python,
+        )
+        script = render(job)
+        if args.dry_run:
+            print(script, end="")
+            command = shlex.join(["sbatch", "--parsable", *job.options()])
+            print(
+                f"dry run: {STUDY_ENV}={shlex.quote(args.study_name)} {command} < script",
+                file=sys.stderr,
+            )
+            return 0
+        sbatch_path()  # a machine without SLURM says so before the database is opened
+        check_study(storage, args.study_name)
+        if storage.startswith("sqlite"):
+            print(
+                "note: SQLite is for tasks on this machine only; a cluster needs PostgreSQL",
+                file=sys.stderr,
+            )
+        env = {**os.environ, STORAGE_ENV: storage, STUDY_ENV: args.study_name}
+        job_id = sbatch(job, script, env)
+        print(
+            f"submitted job array {job_id}: {job.tasks} workers ({job.parallel} at a time) on "
+            f"{args.study_name} in {display_url(storage)}; watch with squeue -j {job_id}; "
+            f"output in slurm-{job_id}_N.out"
+        )
+        return 0
+
+    return guarded(submit, args.debug)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
