@@ -211,9 +211,9 @@ def test_each_trial_is_timed_after_an_untimed_warm_up_of_its_configuration(
         calls.append(("warm_up", model_cfg, cfg))
         return real_warm_up(model_cfg, cfg, data)
 
-    def fit(model_cfg, cfg, data, on_epoch=None):
+    def fit(model_cfg, cfg, data, *args, **kwargs):
         calls.append(("fit", model_cfg, cfg))
-        return real_fit(model_cfg, cfg, data, on_epoch)
+        return real_fit(model_cfg, cfg, data, *args, **kwargs)
 
     monkeypatch.setattr(objective, "warm_up", warm_up)
     monkeypatch.setattr(objective, "fit", fit)
