@@ -1,7 +1,8 @@
 """Join a study as a worker, from any machine that reaches its database.
 
-    python -m search.worker --storage URL --study-name NAME [--data-dir DIR] [--device auto]
-(or the URL in $SEARCH_STORAGE, which keeps a password out of the process listing)
+    python -m search.worker --study-name NAME [--storage URL] [--data-dir DIR] [--device auto]
+(the URL from --storage, else $SEARCH_STORAGE, which keeps a password out of the process
+listing, else the default SQLite file, as for search.run)
 The study's space, settings and trial budget come from the database (``search.run`` recorded
 them); the worker claims trials until none is left, then exits. ``python -m search.run
 --workers N`` starts N of them on this machine.
@@ -16,17 +17,14 @@ import optuna
 
 from search.cli import Parser, guarded
 from search.engine.device import DEVICES, resolve_device
-from search.study.storage import STORAGE_ENV, load_existing_study
+from search.study.storage import default_storage, load_existing_study, storage_help
 from search.study.workers import HostOptions, spec_from_study, work
 from search.views.publish import Publisher
 
 
 def main(argv: list[str] | None = None) -> int:
     p = Parser(prog="python -m search.worker", description=__doc__.splitlines()[0])
-    storage = os.environ.get(STORAGE_ENV)
-    p.add_argument(
-        "--storage", default=storage, required=storage is None, help=f"default: ${STORAGE_ENV}"
-    )
+    p.add_argument("--storage", default=default_storage(), help=storage_help())
     p.add_argument("--study-name", required=True)
     p.add_argument("--data-dir", default=None, help="default: $SEARCH_DATA_DIR or ./data")
     p.add_argument("--device", choices=DEVICES, default="auto")

@@ -1,9 +1,17 @@
-"""The README's quick start is what CI runs."""
+"""The README's commands are what CI and the tests run."""
 
 from __future__ import annotations
 
+import os
 import re
+import shlex
+import subprocess
+import sys
 from pathlib import Path
+
+import optuna
+
+from tests.test_slurm import GRID_OPTIONS, GRID_STUDY, GRID_TASKS, submit_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -38,3 +46,41 @@ def test_the_layout_section_names_every_module_in_its_layer():
     for module in sorted((ROOT / "search").glob("*.py")):
         if module.name not in ("__init__.py", "errors.py"):
             assert module.name in top, f"search/{module.name} is not listed"
+
+
+def cluster_path_commands() -> list[list[str]]:
+    """The commands of the numbered steps of "From one machine to a cluster"."""
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## From one machine to a cluster", 1)[1].split("\n| engine", 1)[0]
+    return [shlex.split(c) for c in re.findall(r"`((?:python|kubectl) [^`]+)`", section)]
+
+
+def test_the_cluster_paths_first_steps_run_as_written(real_root, tmp_path):
+    runs = [c for c in cluster_path_commands() if c[2] in ("search.run", "search.worker")]
+    assert len(runs) == 3
+    env = {k: v for k, v in os.environ.items() if k != "SEARCH_STORAGE"}
+    for command in runs:  # in a fresh folder: the default storage, study_db/mnist.db
+        done = subprocess.run(
+            [sys.executable, *command[1:]],
+            cwd=tmp_path,
+            env={**env, "SEARCH_DATA_DIR": str(real_root)},
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert done.returncode == 0, done.stderr
+    storage = f"sqlite:///{tmp_path}/study_db/mnist.db"
+    for name in ("mnist-ofat-e1-n2000", GRID_STUDY):  # step 1's study, and steps 2's
+        trials = optuna.load_study(study_name=name, storage=storage).trials
+        assert [t.state.name for t in trials] == ["COMPLETE"] * 15
+
+
+def test_the_cluster_paths_last_step_is_what_the_cluster_tests_run():
+    commands = cluster_path_commands()
+    (create,) = [c for c in commands if "--create-only" in c]
+    assert create[3:] == [*GRID_OPTIONS, "--study-name", GRID_STUDY, "--create-only"]
+    (submit,) = [c for c in commands if c[2:3] == ["search.submit"]]
+    assert submit[3:] == submit_argv(GRID_STUDY, GRID_TASKS)  # tests/test_slurm.py's array
+    (kubectl,) = [c for c in commands if c[0] == "kubectl"]
+    assert kubectl == ["kubectl", "apply", "-k", "deploy/kubernetes/"]
+    assert (ROOT / kubectl[-1] / "kustomization.yaml").exists()  # tests/test_kubernetes.py

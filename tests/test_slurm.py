@@ -98,8 +98,12 @@ def submit(*argv: str, env: dict | None = None, cwd: Path | None = None):
     )
 
 
+GRID_STUDY, GRID_TASKS = "grid", 4  # the README's step 3 submits these
+GRID_OPTIONS = ["--sampler", "grid", "--max-epochs", "1", "--train-limit", "2000"]
+
+
 def create_grid(storage: str, data: Path, name: str) -> None:
-    argv = ["--sampler", "grid", "--max-epochs", "1", "--train-limit", "2000", "--quiet"]
+    argv = [*GRID_OPTIONS, "--quiet"]
     where = ["--data-dir", str(data), "--storage", storage, "--study-name", name]
     assert run_main([*argv, *where, "--create-only"]) == 0
 
@@ -127,10 +131,16 @@ def wait_for(
     return {r["ArrayTaskId"]: r for r in records}
 
 
+def submit_argv(study: str, tasks: int) -> list[str]:
+    """``search.submit``'s arguments for ``tasks`` workers, 2 at a time (the README's step 3
+    is this with the grid's study and 4 tasks: tests/test_readme.py checks it)."""
+    return ["slurm", "--study-name", study, "--tasks", str(tasks), "--parallel", "2"]
+
+
 def start_array(storage: str, study: str, tasks: int, folder: Path, env: dict | None = None):
     """Submit ``tasks`` workers, 2 at a time; the job array's id."""
     folder.mkdir(parents=True, exist_ok=True)
-    argv = ["slurm", "--study-name", study, "--tasks", str(tasks), "--parallel", "2"]
+    argv = submit_argv(study, tasks)
     done = submit(*argv, env={**(env or {}), "SEARCH_STORAGE": storage}, cwd=folder)
     assert done.returncode == 0, done.stderr
     (job,) = re.findall(r"submitted job array (\d+)", done.stdout)
@@ -145,7 +155,7 @@ def outputs(folder: Path) -> str:
 @pytest.fixture(scope="module")
 def finished_grid(cluster, storage, real_root, tmp_path_factory):
     """The grid, run by a 4-task array (2 at a time), with sbatch's command line recorded."""
-    create_grid(storage, real_root, "grid")
+    create_grid(storage, real_root, GRID_STUDY)
     folder = tmp_path_factory.mktemp("slurm-grid")
     shim = folder / "bin"
     shim.mkdir()  # an sbatch that notes its arguments, then is the real one
@@ -155,7 +165,7 @@ def finished_grid(cluster, storage, real_root, tmp_path_factory):
     )
     (shim / "sbatch").chmod(0o755)
     path = f"{shim}{os.pathsep}{os.environ['PATH']}"
-    job = start_array(storage, "grid", 4, folder, env={"PATH": path})
+    job = start_array(storage, GRID_STUDY, GRID_TASKS, folder, env={"PATH": path})
     return job, wait_for(job), folder
 
 
