@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -91,6 +92,16 @@ class Pause:
             "SEARCH_TEST_PAUSE": f"127.0.0.1|{port}|{after_epochs}|{at_batch}|{folder / 'paused'}",
         }
         self.conn: socket.socket | None = None
+
+    def start(self, module: str, *args: str) -> subprocess.Popen:
+        """``python -m module args...`` in a subprocess that pauses here; its output piped."""
+        return subprocess.Popen(
+            [sys.executable, "-m", module, *args],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            env=self.env,
+        )
 
     def wait(self, proc: subprocess.Popen) -> int:
         """Block until a process pauses inside its epoch; return its pid. Fails the test if

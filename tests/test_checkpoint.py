@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
@@ -102,13 +100,7 @@ def test_a_trial_stopped_in_epoch_4_of_5_resumes_there_and_ends_as_an_uninterrup
 
     in_epoch_4 = pause(after_epochs=3, at_batch=at_batch)
     argv = study_argv(tiny_root, db, space, sampler)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "search.run", *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=in_epoch_4.env,
-    )
+    proc = in_epoch_4.start("search.run", *argv)
     assert in_epoch_4.wait(proc) == proc.pid
     proc.send_signal(sig)
     proc.communicate(timeout=120)

@@ -259,13 +259,7 @@ def test_sigterm_stops_a_lone_worker_with_143_and_its_trial_is_rerun(tiny_root, 
     assert run_main([*data, *create]) == 0
     mid_trial = pause(after_epochs=1)
     join = [*data, "--study-name", "mnist-ofat-e2-v200", "--quiet"]
-    lone = subprocess.Popen(
-        [sys.executable, "-m", "search.worker", *join],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=mid_trial.env,
-    )
+    lone = mid_trial.start("search.worker", *join)
     assert mid_trial.wait(lone) == lone.pid
     lone.send_signal(signal.SIGTERM)
     out, err = lone.communicate(timeout=120)
