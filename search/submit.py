@@ -2,10 +2,12 @@
 
     python -m search.submit slurm --study-name NAME --tasks N [--parallel M]
         [--gpus-per-task G] [--cpus-per-task C] [--time HH:MM:SS] [--python PATH] [--dry-run]
+        [-- SEARCH.RUN OPTIONS]
 (the database URL from --storage or $SEARCH_STORAGE; the tasks get it through their
-environment, never on a command line). The study must exist (``python -m search.run ...
---create-only`` makes it); each task runs ``python -m search.worker`` with this interpreter
-(or --python) in this folder, and its output goes to ``slurm-JOB_TASK.out`` here.
+environment, never on a command line). A missing study is made first from the options after
+``--``, exactly as ``python -m search.run OPTIONS --study-name NAME --create-only`` makes it;
+without them, the study must exist. Each task runs ``python -m search.worker`` with this
+interpreter (or --python) in this folder, and its output goes to ``slurm-JOB_TASK.out`` here.
 ``--dry-run`` prints the batch script and touches neither the database nor SLURM.
 """
 
@@ -13,11 +15,13 @@ from __future__ import annotations
 
 import os
 import shlex
+import subprocess
 import sys
 
 from search.cli import Parser, guarded, positive_int
-from search.errors import StorageError
+from search.errors import SearchError, StorageError
 from search.study.slurm import STUDY_ENV, SlurmJob, render, sbatch, sbatch_path
+from search.study.sqlite_files import is_new_sqlite
 from search.study.storage import STORAGE_ENV, display_url, missing_study, open_storage
 
 ENGINES = ("slurm",)
@@ -38,16 +42,44 @@ def build_parser() -> Parser:
     return p
 
 
-def check_study(storage: str, study_name: str) -> None:
-    """The study must exist: its space and settings come from ``search.run``'s options."""
-    if missing := missing_study(open_storage(storage, must_exist=True, writes=False), study_name):
+def create_command(run_options: list[str], study_name: str) -> list[str]:
+    """``search.run``'s command that makes the study (the URL stays in the environment)."""
+    return [sys.executable, "-m", "search.run", *run_options, "--study-name", study_name,
+            "--create-only", "--quiet"]  # fmt: skip
+
+
+def ensure_study(storage: str, study_name: str, run_options: list[str]) -> None:
+    """The study, made from ``run_options`` if it is missing; without them it must exist,
+    since its space and settings are ``search.run``'s options."""
+    if is_new_sqlite(storage) is not None:
+        missing: str | None = "no database there yet"
+    else:
+        missing = missing_study(open_storage(storage, must_exist=True, writes=False), study_name)
+    if not missing:
+        return
+    if not run_options:
         raise StorageError(
-            f"--study-name: {missing} in {display_url(storage)}; make it first with "
-            f"python -m search.run --study-name {shlex.quote(study_name)} ... --create-only"
+            f"--study-name: {missing} in {display_url(storage)}; give search.run's options "
+            f"after --, or make it first with python -m search.run --study-name "
+            f"{shlex.quote(study_name)} ... --create-only"
         )
+    done = subprocess.run(
+        create_command(run_options, study_name),
+        env={**os.environ, STORAGE_ENV: storage},
+        capture_output=True,
+        text=True,
+    )
+    if done.returncode:
+        said = [line for line in done.stderr.splitlines() if line.strip()]
+        error = SearchError(said[-1] if said else f"search.run exited {done.returncode}")
+        error.exit_code = done.returncode
+        raise error
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    cut = argv.index("--") if "--" in argv else len(argv)
+    argv, run_options = argv[:cut], argv[cut + 1 :]  # after --: search.run's, for a new study
     p = build_parser()
     args = p.parse_args(argv)
     storage = args.storage or os.environ.get(STORAGE_ENV)
@@ -73,7 +105,7 @@ def main(argv: list[str] | None = None) -> int:
             )
             return 0
         sbatch_path()  # a machine without SLURM says so before the database is opened
-        check_study(storage, args.study_name)
+        ensure_study(storage, args.study_name, run_options)
         if storage.startswith("sqlite"):
             print(
                 "note: SQLite is for tasks on this machine only; a cluster needs PostgreSQL",

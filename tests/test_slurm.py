@@ -310,3 +310,34 @@ def test_scancel_sigterm_mid_trial_fails_it_as_interrupted_and_another_task_reru
     assert len(done) == len(set(completed_points(done))) == 15 == len(trials) - 1
     assert [len(claims_of(t)) for t in done] == [1] * 15
     assert stopped.user_attrs["point"] in completed_points(done)  # rerun by the other task
+
+
+def fake_sbatch(folder: Path) -> str:
+    """A PATH whose sbatch notes its arguments and answers job 123, as --parsable does."""
+    shim = folder / "bin"
+    shim.mkdir()
+    (shim / "sbatch").write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {folder}/argv\necho 123\n')
+    (shim / "sbatch").chmod(0o755)
+    return f"{shim}{os.pathsep}{os.environ['PATH']}"
+
+
+def test_a_missing_study_is_made_from_the_run_options_after_two_dashes(tiny_root, tmp_path):
+    url = f"sqlite:///{tmp_path}/s.db"
+    run = ["--sampler", "grid", "--max-epochs", "1", "--val-size", "200"]
+    env = {"PATH": fake_sbatch(tmp_path), "SEARCH_STORAGE": url}
+    argv = ["slurm", "--study-name", "made", "--tasks", "2", "--", *run]
+    done = submit(*argv, "--data-dir", str(tiny_root), env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert "submitted job array 123" in done.stdout
+    trials = optuna.load_study(study_name="made", storage=url).trials
+    assert len(trials) == 15 and {t.state.name for t in trials} == {"WAITING"}
+    assert str(tmp_path / "s.db") not in (tmp_path / "argv").read_text()  # env only
+
+
+def test_run_options_search_run_refuses_are_its_one_line_and_exit_code(tiny_root, tmp_path):
+    env = {"PATH": fake_sbatch(tmp_path), "SEARCH_STORAGE": f"sqlite:///{tmp_path}/s.db"}
+    argv = ["slurm", "--study-name", "made", "--tasks", "2", "--", "--seed", "-1"]
+    done = submit(*argv, env=env, cwd=tmp_path)
+    assert done.returncode == 2 and not done.stdout
+    (line,) = done.stderr.splitlines()
+    assert "--seed" in line and not (tmp_path / "s.db").exists()
