@@ -98,7 +98,9 @@ def execute(args: argparse.Namespace, command: str) -> int:
         say(nothing_to_run(study, spec.space, spec.runner))
     else:
         workers = args.workers or default_workers(device.type, todo)
-        if workers == 1 and device.type != "cpu":
+        if workers > 1:
+            del splits  # each worker loads its own: this process keeps no copy while they run
+        elif device.type != "cpu":
             splits = load(spec.data, device)
         say(
             f"study {study.study_name}: {todo} trials to run on {device}"

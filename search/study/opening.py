@@ -140,6 +140,7 @@ def _check_space(study: optuna.Study, space: Space, allow: bool) -> None:
             "study, so every new trial would fail; choose another --study-name"
         )
     changes = list(study.user_attrs.get("space_changes", []))
-    changes.append({"from_trial": len(study.trials), "keys": keys, "old_space_toml": stored_text})
+    first = len(study.get_trials(deepcopy=False))  # the first trial of the new space
+    changes.append({"from_trial": first, "keys": keys, "old_space_toml": stored_text})
     study.set_user_attr("space_changes", changes)
     study.set_user_attr("space_toml", space.source)

@@ -111,7 +111,11 @@ def counts_line(study: optuna.Study) -> str:
 def run_line(settings: StudySettings, study: optuna.Study) -> str:
     """What every trial trained on, caps included: what ran, not what the space says."""
     images = next(
-        (t.user_attrs["train_images"] for t in study.trials if "train_images" in t.user_attrs),
+        (
+            t.user_attrs["train_images"]
+            for t in study.get_trials(deepcopy=False)
+            if "train_images" in t.user_attrs
+        ),
         None,
     )
     text = f"trained on {settings.dataset}: " + (
