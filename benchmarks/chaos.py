@@ -62,8 +62,10 @@ def fresh_storage(kind: str, folder: Path) -> tuple[str, object]:
 def start_worker(storage: str, data_dir: str, folder: Path, n: int) -> subprocess.Popen:
     log = open(folder / f"worker-{n}.log", "w")  # noqa: SIM115 - closed with the process
     env = {**os.environ, "OMP_NUM_THREADS": "1", "SEARCH_STORAGE": storage}
+    command = [sys.executable, "-m", "search.worker", "--study-name", "chaos"]
+    command += ["--data-dir", data_dir, "--artifact-dir", str(folder / "artifacts")]
     return subprocess.Popen(
-        [sys.executable, "-m", "search.worker", "--study-name", "chaos", "--data-dir", data_dir],
+        command,
         stdout=log,
         stderr=log,
         env=env,

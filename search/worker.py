@@ -1,6 +1,7 @@
 """Join a study as a worker, from any machine that reaches its database.
 
     python -m search.worker --study-name NAME [--storage URL] [--data-dir DIR] [--device auto]
+                            [--artifact-dir DIR]
 (the URL from --storage, else $SEARCH_STORAGE, which keeps a password out of the process
 listing, else the default SQLite file, as for search.run)
 The study's space, settings and trial budget come from the database (``search.run`` recorded
@@ -28,6 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--study-name", required=True)
     p.add_argument("--data-dir", default=None, help="default: $SEARCH_DATA_DIR or ./data")
     p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument(
+        "--artifact-dir",
+        help="learning curves, weights and checkpoints; default: artifacts/ beside an SQLite "
+        "file, else study_db/artifacts",
+    )
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -37,6 +43,7 @@ def main(argv: list[str] | None = None) -> int:
         host = HostOptions(
             data_dir=args.data_dir or "",
             device=str(resolve_device(args.device)),
+            artifact_dir=args.artifact_dir or "",
             worker_id=os.getpid(),
             quiet=args.quiet,
         )

@@ -44,3 +44,21 @@ def test_the_compose_file_keeps_the_database_password_off_every_command_line():
     assert commands and not [c for c in commands if "PASSWORD" in c or "@" in c]
     assert "SEARCH_STORAGE: postgresql+psycopg://search@postgres" in text
     assert "PGPASSWORD: ${POSTGRES_PASSWORD" in text
+
+
+def build_context() -> set[str]:
+    """The files ``docker build .`` sends, by Docker's own reading of .dockerignore."""
+    from docker.utils.build import exclude_paths
+
+    lines = (ROOT / ".dockerignore").read_text().splitlines()
+    patterns = [line.strip() for line in lines if line.strip() and not line.startswith("#")]
+    return exclude_paths(str(ROOT), patterns, dockerfile="docker/Dockerfile")
+
+
+def test_the_build_context_holds_the_package_and_nothing_the_image_does_not_run():
+    context = build_context()
+    needed = {"pyproject.toml", "README.md", "search/run.py", "search/spaces/default.toml"}
+    assert needed <= context
+    tops = {p.split("/")[0] for p in context}
+    assert not tops & {"tests", "benchmarks", ".git", ".venv", "study_db", "reports", "data"}
+    assert not [p for p in context if "__pycache__" in p or p.endswith((".db", ".pt"))]
