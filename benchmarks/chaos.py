@@ -32,7 +32,7 @@ import optuna
 import sqlalchemy
 
 from search.engine.datasets import default_data_dir
-from search.study.claims import claims_of
+from search.study import records
 
 KILLS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
 # A worker is signalled only once started: a Ctrl-C while Python itself is still importing
@@ -76,7 +76,9 @@ def start_worker(storage: str, data_dir: str, folder: Path, n: int) -> subproces
 
 def check(storage: str, folder: Path) -> tuple[int, int, int, int]:
     """(points, lost, duplicated, tracebacks) from the trials and the workers' logs."""
-    trials = optuna.load_study(study_name="chaos", storage=storage).get_trials()
+    study = optuna.load_study(study_name="chaos", storage=storage)
+    trials = study.get_trials()
+    runs = records.Runs(study)
     points = {t.user_attrs["point"] for t in trials}
     done = Counter(t.user_attrs["point"] for t in trials if t.state.name == "COMPLETE")
     lost = sum(1 for p in points if done[p] == 0)
@@ -86,7 +88,7 @@ def check(storage: str, folder: Path) -> tuple[int, int, int, int]:
             f"lost {p}: "
             + "; ".join(
                 f"trial {t.number} {t.state.name} {t.user_attrs.get('fail_reason', '')}".strip()
-                + f" (claims: {len(claims_of(t))})"
+                + f" (claims: {len(runs.claims(t))})"
                 for t in runs
             )
         )
@@ -94,7 +96,7 @@ def check(storage: str, folder: Path) -> tuple[int, int, int, int]:
     twice |= {
         t.user_attrs["point"]
         for t in trials
-        if t.state.name == "COMPLETE" and len(claims_of(t)) > 1
+        if t.state.name == "COMPLETE" and len(runs.claims(t)) > 1
     }
     tracebacks = sum(p.read_text().count("Traceback") for p in folder.glob("worker-*.log"))
     return len(points), lost, len(twice), tracebacks

@@ -21,6 +21,7 @@ import optuna
 from scaling import timed_run  # beside this file
 
 from search.engine.datasets import default_data_dir
+from search.study import records
 
 GRID_POINTS = 3**7
 
@@ -41,12 +42,14 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         storage = f"sqlite:///{tmp}/grid.db"
         wall = timed_run(storage, args.data_dir, args.workers, extra, sampler)
-        trials = optuna.load_study(study_name="scaling", storage=storage).get_trials()
+        study = optuna.load_study(study_name="scaling", storage=storage)
+        trials = study.get_trials()
     done = [t for t in trials if t.state.is_finished()]
     train_s = [t.user_attrs.get("seconds", 0.0) for t in done]
-    gpu = [t.user_attrs["peak_gpu_mib"] for t in done if "peak_gpu_mib" in t.user_attrs]
+    runs = records.Runs(study)
+    gpu = [runs.run(t)["peak_gpu_mib"] for t in done if "peak_gpu_mib" in runs.run(t)]
     host_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    steps = sorted({t.user_attrs.get("step", "?") for t in done})
+    steps = sorted({runs.run(t).get("step", "?") for t in done})
     print(
         f"{len(done)} trials with {args.workers} workers on {args.device}: {wall:.1f} s wall, "
         f"{len(done) / wall * 60:.1f} trials/min, {sum(train_s) / len(done):.2f} s per trial "

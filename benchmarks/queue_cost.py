@@ -21,6 +21,7 @@ from optuna.trial import TrialState
 from scaling import drop_storage, fresh_storage  # beside this file
 
 from search.study import claims, runner
+from search.study.budget import RunnerConfig
 from search.study.runner import Outcome
 from search.study.spacefile import design
 from search.study.storage import open_storage
@@ -29,7 +30,7 @@ from search.study.storage import open_storage
 def per_trial_ms(storage: str, trials: int, window: int | None) -> float:
     study = optuna.create_study(storage=open_storage(storage), direction="maximize")
     space = design("full").as_grid("benchmark")
-    cfg = runner.RunnerConfig(n_trials=trials, queue_window=window)
+    cfg = RunnerConfig(n_trials=trials, queue_window=window)
     claims.enqueue_missing(study, space, cfg.max_retries, cfg.queue_window)
     start = time.perf_counter()
     ran = runner.run(study, space, lambda trial: Outcome(TrialState.COMPLETE, [0.5]), cfg)

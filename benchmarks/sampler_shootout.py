@@ -25,7 +25,7 @@ import optuna
 from search.engine.datasets import default_data_dir
 from search.run import main as run_main
 from search.study.samplers import DEFAULT_PRUNER, SAMPLERS
-from search.study.trials import judged_epoch
+from search.study.trials import final_metrics
 from search.views.best import best_trial
 
 
@@ -61,7 +61,7 @@ def one(sampler: str, seed: int, args: argparse.Namespace, folder: Path) -> dict
     pruned = len(study.get_trials(states=(optuna.trial.TrialState.PRUNED,)))
     return {
         "val": top.values[0],
-        "test": judged_epoch(top).test_acc,
+        "test": final_metrics(top).get("test_acc"),
         "pruned": pruned,
         "trials": len(study.get_trials()),
         "seconds": seconds,

@@ -20,7 +20,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.study.trials import judged_epoch
+from search.study.trials import final_metrics
 
 STOP_GRACE_S = 60  # how long the child may take to stop after SIGINT
 
@@ -38,8 +38,7 @@ class Outcome:
 
     @property
     def test(self) -> float | None:
-        epoch = judged_epoch(self.best) if self.best else None
-        return epoch.test_acc if epoch else None
+        return final_metrics(self.best).get("test_acc") if self.best else None
 
 
 def run_for(argv: list[str], seconds: float, storage: str, study_name: str, log: Path) -> Outcome:

@@ -17,7 +17,14 @@ from search.views.best import best_trial, to_toml
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = Parser(prog="python -m search.best", description=__doc__.splitlines()[0])
+    p = Parser(
+        prog="python -m search.best",
+        description=__doc__.splitlines()[0],
+        examples=[
+            "python -m search.best --study-name mnist-default-tpe > best.toml",
+            "python -m search.run --sampler grid --space best.toml   # rerun it",
+        ],
+    )
     p.add_argument("--study-name", required=True)
     p.add_argument("--storage", default=default_storage(), help=storage_help())
     args = p.parse_args(argv)

@@ -1,15 +1,19 @@
-"""What every entry point shares: one-line usage errors, number types, and ``guarded``, which
-turns a ``SearchError`` into one line and its exit code (a traceback only with ``--debug``).
+"""What every entry point shares: one-line usage errors, ``--help`` with examples, defaults and
+the exit codes, number types, and ``guarded``, which turns a ``SearchError`` into one line and
+its exit code (a traceback only with ``--debug``).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
+import textwrap
+from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from search.errors import SearchError, exit_code_of, restore_handlers, stop_on_sigterm
+from search.errors import EXIT_CODES, SearchError, exit_code_of, restore_handlers, stop_on_sigterm
+
+HELP_WIDTH = 79  # the epilog is laid out by hand (argparse would join its lines)
 
 
 def positive_int(text: str) -> int:
@@ -29,11 +33,40 @@ def positive_float(text: str) -> float:
     return value
 
 
-class Parser(argparse.ArgumentParser):
-    """Usage errors as one line (exit code 2) instead of the whole usage block; every entry
-    point takes ``--debug``."""
+class HelpFormatter(argparse.RawDescriptionHelpFormatter, argparse.ArgumentDefaultsHelpFormatter):
+    """Keeps the epilog's lines (examples, the exit codes) as written, and adds an option's
+    default to its help, unless there is none to show (None, a flag's False) or the help
+    already says it (a default from the environment is explained, never printed: it may hold
+    a password)."""
 
-    def __init__(self, **kwargs) -> None:
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        default = action.default
+        if default in (None, argparse.SUPPRESS) or isinstance(default, bool):
+            return action.help
+        if "default" in text.lower() or not action.option_strings:
+            return action.help
+        return f"{text} (default: %(default)s)" if text else "default: %(default)s"
+
+
+def epilog(examples: Sequence[str]) -> str:
+    """The examples, one command a line, then what each exit code means."""
+    lines = ["examples:", *(f"  {example}" for example in examples), ""] if examples else []
+    lines.append("exit codes:")
+    for code, meaning in EXIT_CODES.items():
+        lines += textwrap.wrap(
+            meaning, HELP_WIDTH, initial_indent=f"  {code:<5}", subsequent_indent=" " * 7
+        )
+    return "\n".join(lines)
+
+
+class Parser(argparse.ArgumentParser):
+    """Usage errors as one line (exit code 2) instead of the whole usage block; ``--help`` ends
+    with ``examples`` (command lines) and the exit codes; every entry point takes ``--debug``."""
+
+    def __init__(self, examples: Sequence[str] = (), **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpFormatter)
+        kwargs.setdefault("epilog", epilog(examples))
         super().__init__(**kwargs)
         self.add_argument("--debug", action="store_true", help="show tracebacks")
 

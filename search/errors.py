@@ -7,9 +7,15 @@ import threading
 
 
 class SearchError(Exception):
-    """A problem a user can fix: printed as one line, then the process exits with ``exit_code``."""
+    """A problem a user can fix: printed as one line, then the process exits with ``exit_code``
+    (the class's, or the one given)."""
 
     exit_code = 1
+
+    def __init__(self, message: str, exit_code: int | None = None) -> None:
+        super().__init__(message)
+        if exit_code is not None:
+            self.exit_code = exit_code
 
 
 class UsageError(SearchError):
@@ -34,6 +40,18 @@ class Terminated(KeyboardInterrupt):
 
 
 EXIT_INTERRUPTED = 130  # 128 + SIGINT: Ctrl-C
+
+
+# What each exit status of every command means, written once: ``--help`` shows this table
+# (search.cli), and a test checks that every command's help does.
+EXIT_CODES: dict[int, str] = {
+    0: "done",
+    SearchError.exit_code: "the work failed or there is nothing to show yet (every trial failed, "
+    "repeated failures, data or storage unusable, no completed trial yet)",
+    UsageError.exit_code: "usage: a bad option, space file, task or URL; nothing was created",
+    EXIT_INTERRUPTED: "stopped by Ctrl-C",
+    Terminated.exit_code: "stopped by SIGTERM (docker stop, Kubernetes, SLURM)",
+}
 
 
 def exit_code_of(stop: KeyboardInterrupt) -> int:

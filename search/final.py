@@ -20,7 +20,8 @@ from optuna_dashboard import save_note
 from search.cli import Parser, guarded, positive_int
 from search.engine.datasets import default_data_dir
 from search.engine.device import DEVICES, resolve_device
-from search.study.final import FinalConfig, finalize
+from search.study.final import finalize
+from search.study.final_run import FinalConfig
 from search.study.pool import default_workers
 from search.study.settings import command_line
 from search.study.storage import (
@@ -30,23 +31,39 @@ from search.study.storage import (
     load_existing_study,
     storage_help,
 )
+from search.views.final import format_final
 from search.views.publish import study_note
-from search.views.summary import format_final
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    p = Parser(prog="python -m search.final", description=__doc__.splitlines()[0])
+    p = Parser(
+        prog="python -m search.final",
+        description=__doc__.splitlines()[0],
+        examples=[
+            "python -m search.final --study-name mnist-default-tpe",
+            "python -m search.final --study-name mnist-default-tpe --top 5 --seeds 5",
+        ],
+    )
     p.add_argument("--study-name", required=True)
     p.add_argument("--storage", default=default_storage(), help=storage_help())
-    p.add_argument("--top", type=positive_int, default=FinalConfig.top, help="configurations")
-    p.add_argument("--seeds", type=positive_int, default=FinalConfig.seeds, help="per config")
+    p.add_argument(
+        "--top", type=positive_int, default=FinalConfig.top, help="best configurations to retrain"
+    )
+    p.add_argument(
+        "--seeds", type=positive_int, default=FinalConfig.seeds, help="seeds per configuration"
+    )
     p.add_argument(
         "--workers",
         type=positive_int,
         help="processes; default: one per core on the CPU when there are more models than cores",
     )
     p.add_argument("--device", choices=DEVICES, default="auto")
+    p.add_argument(
+        "--task",
+        help="where this machine has the study's task file, if not at the path the study "
+        "recorded (its source must be the same)",
+    )
     p.add_argument("--data-dir", help="default: $SEARCH_DATA_DIR or ./data")
     p.add_argument("--artifact-dir", help="default: artifacts/ beside an SQLite file")
     args = p.parse_args(argv)
@@ -62,6 +79,7 @@ def main(argv: list[str] | None = None) -> int:
             workers=args.workers or default_workers(device.type, models),
             device=str(device),
             data_dir=args.data_dir or default_data_dir(),
+            task=args.task or "",
         )
         artifacts = (
             Path(args.artifact_dir) if args.artifact_dir else artifact_dir_for(args.storage)

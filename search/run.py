@@ -12,70 +12,136 @@ from __future__ import annotations
 
 import argparse
 import logging
-import shlex
 import sys
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
+import torch
 from tqdm import tqdm
 
 from search.cli import guarded
-from search.engine.data import load
 from search.engine.device import resolve_device
+from search.errors import UsageError
 from search.run_options import build_parser, sampler_of, settings_from
 from search.study import claims, runner, warm
-from search.study.opening import open_study
+from search.study.budget import RunnerConfig
+from search.study.opening import StudyPlan, open_study
 from search.study.pool import default_workers, run_in_workers
-from search.study.queries import trial_ids
-from search.study.settings import choose_space, command_line, shape_space
-from search.study.sqlite_files import is_new_sqlite
-from search.study.storage import (
-    STORAGE_ENV,
-    check_writable_folder,
-    default_storage,
-    display_url,
+from search.study.queries import state_counts, trial_ids
+from search.study.settings import (
+    StudySettings,
+    check_task_space,
+    choose_space,
+    command_line,
+    parse_objectives,
+    shape_space,
 )
-from search.study.workers import HostOptions, data_config, spec_from_study, work
+from search.study.space import Fixed, Space
+from search.study.sqlite_files import is_new_sqlite
+from search.study.storage import check_writable_folder, display_url, parse_url
+from search.study.workers import (
+    HostOptions,
+    Loaded,
+    WorkerSpec,
+    load_data,
+    spec_from_study,
+    work,
+)
+from search.tasks.loading import Task, load_task
+from search.views.hints import next_steps, worker_command
 from search.views.publish import Publisher
 from search.views.summary import nothing_to_run, study_summary
 
 DEFAULT_SAMPLER_TRIALS = 50  # a sampler's budget when --n-trials is not given
+# A study's name becomes part of file names (its trials' folder, a report's): longer names
+# fail there, after the study exists.
+MAX_NAME_CHARS = 200
 
 
-def worker_command(storage: str, study_name: str) -> str:
-    """The command that joins a worker to the study, as a user would type it."""
-    words = ["python", "-m", "search.worker"]
-    if storage != default_storage():  # else the worker's default is the same storage
-        words += ["--storage", display_url(storage)]
-    hint = "" if display_url(storage) == storage else f" (its password: ${STORAGE_ENV})"
-    return shlex.join([*words, "--study-name", study_name]) + hint
+@dataclass(frozen=True)
+class Checked:
+    """A command's study, checked before anything exists: its task, space and settings, the
+    device, and the data loaded once here (the check that it loads, and a lone worker's)."""
+
+    task: Task
+    space: Space
+    settings: StudySettings
+    device: torch.device
+    data: Any
+
+
+def check(args: argparse.Namespace) -> Checked:
+    """Every option, the task, the space, the sampler's packages, the warm start and the
+    data, checked before a study or a database exists: a refused command leaves nothing."""
+    parse_url(args.storage)  # a mistyped URL is said before any data is read
+    task = load_task(args.task)
+    objectives = parse_objectives(args.objectives or "accuracy") if task.built_in else ()
+    written = choose_space(sampler_of(args, objectives), args.design, args.space, task)
+    settings = settings_from(args, written, task)
+    space = shape_space(written, settings, f"--sampler {settings.sampler} with {written.name!r}")
+    check_task_space(task, space)
+    device = resolve_device(args.device)
+    settings.search(space)
+    warm.check(args.storage, space, args.enqueue_baseline, args.warm_start)
+    if args.artifact_dir:
+        check_writable_folder(Path(args.artifact_dir), "--artifact-dir")
+    if len(args.study_name or "") > MAX_NAME_CHARS:
+        raise UsageError(
+            f"--study-name: expected at most {MAX_NAME_CHARS} characters, got "
+            f"{len(args.study_name)}; choose a shorter name"
+        )
+    host = HostOptions(data_dir=args.data_dir or "")
+    probe = WorkerSpec(args.storage, "", settings, space, RunnerConfig(), host)
+    data = load_data(task, probe, "cpu")
+    if task.built_in:
+        space.check_batch_size(len(data.train_x), f"space {space.name!r}")
+    return Checked(task, space, settings, device, data)
+
+
+def budget_of(args: argparse.Namespace, space: Space) -> int | None:
+    """The trial budget: --n-trials, else the grid, else the sampler's default; a sampler
+    on a space of one point runs it once (every trial would be the same)."""
+    if space.is_grid:
+        return args.n_trials
+    if all(isinstance(p, Fixed) for p in space.params.values()):
+        print(
+            f"note: space {space.name!r} has one point: it runs once (for a point run once "
+            "per seed or a grid, use --sampler grid)",
+            file=sys.stderr,
+        )
+        return 1
+    return args.n_trials or DEFAULT_SAMPLER_TRIALS
+
+
+def open_planned(args: argparse.Namespace, checked: Checked, command: str) -> optuna.Study:
+    """The study, made or resumed (``search.study.opening``), its grid and warm start queued."""
+    n_trials = budget_of(args, checked.space)
+    plan = StudyPlan(
+        name=args.study_name,
+        settings=checked.settings,
+        space=checked.space,
+        budget=RunnerConfig(n_trials=n_trials, timeout=args.timeout),
+        command=command,
+        task_hash=checked.task.source_hash,
+        allow_space_change=args.allow_space_change,
+        allow_task_change=args.allow_task_change,
+    )
+    new = is_new_sqlite(args.storage)
+    study = open_study(args.storage, plan)
+    if new is not None:
+        print(f"new database {new}", file=sys.stderr)  # a typo in a path shows at once
+    return study
 
 
 def execute(args: argparse.Namespace, command: str) -> int:
-    written = choose_space(sampler_of(args), args.design, args.space)
-    settings = settings_from(args, written)
-    space = shape_space(written, settings, f"--sampler {settings.sampler} with {written.name!r}")
-    device = resolve_device(args.device)
-    # Everything is checked before a study or a database exists: the sampler's packages, the
-    # warm start, then the data and the space against it.
-    settings.search(space)
-    warm.check(args.storage, space, args.enqueue_baseline, args.warm_start)
-    splits = load(data_config(settings, args.data_dir or ""), "cpu")
-    space.check_batch_size(len(splits.train_x), f"space {space.name!r}")
-    n_trials = args.n_trials or (None if space.is_grid else DEFAULT_SAMPLER_TRIALS)
-    budget = runner.RunnerConfig(n_trials=n_trials, timeout=args.timeout)
-    say = (lambda _msg: None) if args.quiet else (lambda msg: tqdm.write(msg, file=sys.stderr))
-    if args.artifact_dir:
-        check_writable_folder(Path(args.artifact_dir), "--artifact-dir")
-    new = is_new_sqlite(args.storage)
-    study = open_study(
-        args.storage, args.study_name, settings, space, budget, command, args.allow_space_change
-    )
-    if new is not None:
-        print(f"new database {new}", file=sys.stderr)  # a typo in a path shows at once
+    checked = check(args)
+    study = open_planned(args, checked, command)
     host = HostOptions(
         data_dir=args.data_dir or "",
-        device=str(device),
+        device=str(checked.device),
         artifact_dir=args.artifact_dir or "",
         verbose=args.verbose,
         quiet=args.quiet,
@@ -93,45 +159,73 @@ def execute(args: argparse.Namespace, command: str) -> int:
             f"to run; start workers with {worker_command(args.storage, study.study_name)}"
         )
         return 0
+    say = (lambda _msg: None) if args.quiet else (lambda msg: tqdm.write(msg, file=sys.stderr))
     code = 0
     if not todo:
         say(nothing_to_run(study, spec.space, spec.runner))
     else:
-        workers = args.workers or default_workers(device.type, todo)
-        if workers > 1:
-            del splits  # each worker loads its own: this process keeps no copy while they run
-        elif device.type != "cpu":
-            splits = load(spec.data, device)
-        say(
-            f"study {study.study_name}: {todo} trials to run on {device}"
-            + (f" with {workers} workers" if workers > 1 else "")
-            + (f"; warm start: {started}" if started else "")
-        )
-        # A bar redraws itself with carriage returns: on a terminal only, never into a log.
-        quiet_bar = args.quiet or not sys.stderr.isatty()
-        with tqdm(
-            total=total,
-            initial=total - todo,
-            unit="trial",
-            desc=study.study_name,
-            disable=quiet_bar,
-            file=sys.stderr,
-        ) as bar:
-            if workers == 1:
-                say_line = lambda msg: tqdm.write(msg, file=sys.stderr)  # noqa: E731
-                work(spec, Publisher, lambda _t: bar.update(1), say_line, splits)
-            else:
-
-                def progress() -> None:
-                    bar.n = len(trial_ids(study, claims.DONE))  # one query, not every trial
-                    bar.refresh()
-
-                code = run_in_workers(study, spec, workers, progress, Publisher)
+        code = launch(args, study, spec, checked, (total, todo), started, say)
     print(f"study {study.study_name} in {display_url(args.storage)}")
-    print(study_summary(study, spec.space, settings))
+    print(study_summary(study, spec.space, checked.settings))
     if code:
         print(f"error: a worker exited with code {code} (its message is above)", file=sys.stderr)
-    return code
+        return code
+    if all_failed(study):
+        print("error: every trial of the study failed (the reasons are above)", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(next_steps(args.storage, study.study_name))
+    return 0
+
+
+def all_failed(study: optuna.Study) -> bool:
+    """Trials ended, and each of them failed: nothing was learned."""
+    counts = state_counts(study)
+    return bool(counts["FAIL"]) and not counts["COMPLETE"] and not counts["PRUNED"]
+
+
+def launch(
+    args: argparse.Namespace,
+    study: optuna.Study,
+    spec: WorkerSpec,
+    checked: Checked,
+    plan: tuple[int, int],
+    started: str,
+    say: Callable[[str], None],
+) -> int:
+    """Run the study's trials: here, or in local worker processes; returns their exit code."""
+    total, todo = plan
+    device = checked.device
+    workers = args.workers or default_workers(device.type, todo)
+    loaded = None
+    if workers == 1:  # this process is the worker: the data it loaded serves, on its device
+        data = checked.data if device.type == "cpu" else load_data(checked.task, spec)
+        loaded = Loaded(checked.task, data)
+    say(
+        f"study {study.study_name}: {todo} trials to run on {device}"
+        + (f" with {workers} workers" if workers > 1 else "")
+        + (f"; warm start: {started}" if started else "")
+    )
+    # A bar redraws itself with carriage returns: on a terminal only, never into a log.
+    quiet_bar = args.quiet or not sys.stderr.isatty()
+    with tqdm(
+        total=total,
+        initial=total - todo,
+        unit="trial",
+        desc=study.study_name,
+        disable=quiet_bar,
+        file=sys.stderr,
+    ) as bar:
+        if workers == 1:
+            say_line = lambda msg: tqdm.write(msg, file=sys.stderr)  # noqa: E731
+            work(spec, Publisher, lambda _t: bar.update(1), say_line, loaded)
+            return 0
+
+        def progress() -> None:
+            bar.n = len(trial_ids(study, claims.DONE))  # one query, not every trial
+            bar.refresh()
+
+        return run_in_workers(study, spec, workers, progress, Publisher)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -15,17 +15,32 @@ from search.engine.device import DEVICES
 from search.engine.history import JUDGES
 from search.errors import UsageError
 from search.study.samplers import DEFAULT_PRUNER, MULTI_OBJECTIVE, PRUNERS, SAMPLERS
-from search.study.settings import StudySettings, default_judge, parse_objectives
+from search.study.settings import (
+    StudySettings,
+    default_judge,
+    parse_objectives,
+    parse_task_objectives,
+)
 from search.study.space import Space
 from search.study.spacefile import DESIGNS
 from search.study.storage import default_storage, storage_help
+from search.tasks.loading import Task
 
 DEFAULT_SEED = 1  # the reference study's seed
 DESCRIPTION = "Run a study: a grid, or a sampler's search, kept in an Optuna database."
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="python -m search.run", description=DESCRIPTION)
+    p = Parser(
+        prog="python -m search.run",
+        description=DESCRIPTION,
+        examples=[
+            "python -m search.run --sampler grid",
+            "python -m search.run --sampler grid --max-epochs 1 --train-limit 2000",
+            "python -m search.run --sampler tpe --n-trials 100 --storage sqlite:///study_db/tpe.db",
+            "python -m search.run --sampler nsga2 --objectives accuracy,seconds --n-trials 60",
+        ],
+    )
     p.add_argument(
         "--sampler",
         choices=list(SAMPLERS),
@@ -41,11 +56,23 @@ def build_parser() -> argparse.ArgumentParser:
         choices=DESIGNS,
         help="built-in grid: ofat (15 points, default for grid) or full (2,187)",
     )
-    p.add_argument("--space", metavar="FILE.toml", help="a space file (see search/spaces/)")
+    p.add_argument(
+        "--task",
+        metavar="TASK",
+        help="what a trial trains: mlp (the built-in MLP, default), a task file PATH.py, a "
+        "module package.module[:name], or 'cmd:COMMAND {param} ...' (see search/task.py)",
+    )
+    p.add_argument(
+        "--space",
+        metavar="FILE.toml",
+        help="a space file (see search/spaces/); default: the task's own, or for the MLP the "
+        "ofat grid (grid) or the default space",
+    )
     p.add_argument(
         "--objectives",
-        default="accuracy",
-        help="accuracy, or accuracy,seconds or accuracy,params for a Pareto search",
+        help="the MLP: accuracy (default), or accuracy,seconds or accuracy,params for a Pareto "
+        "search; a task: METRIC:maximize|minimize,... (default: the space's [objective], "
+        "else the task's OBJECTIVE)",
     )
     p.add_argument(
         "--study-name",
@@ -112,6 +139,12 @@ def build_parser() -> argparse.ArgumentParser:
         "dropped); the change is recorded with the study",
     )
     p.add_argument(
+        "--allow-task-change",
+        action="store_true",
+        help="resume a study whose task file changed since it was made; the change is "
+        "recorded with the study",
+    )
+    p.add_argument(
         "--create-only",
         action="store_true",
         help="create the study (queue its grid, fetch the data) and leave the "
@@ -120,23 +153,40 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def sampler_of(args: argparse.Namespace) -> str:
+def objectives_of(args: argparse.Namespace, space: Space, task: Task) -> tuple[str, ...]:
+    """The study's objectives: the MLP's names (accuracy...), or a task's ``metric:direction``
+    from --objectives, else the space's [objective], else the task's OBJECTIVE."""
+    if task.built_in:
+        return parse_objectives(args.objectives or "accuracy")
+    if args.objectives:
+        return parse_task_objectives(args.objectives)
+    declared = space.objective or task.objective
+    if not declared:
+        raise UsageError(
+            f"--task {task.ref}: no objective: add [objective] (metric = NAME, direction = "
+            "'maximize' or 'minimize') to the space file, OBJECTIVE to the task, or give "
+            "--objectives METRIC:maximize"
+        )
+    return tuple(f"{metric}:{direction}" for metric, direction in declared)
+
+
+def sampler_of(args: argparse.Namespace, objectives: tuple[str, ...]) -> str:
     """The sampler a command means: --sampler, else nsga2 for several objectives, else grid."""
-    return args.sampler or ("nsga2" if len(parse_objectives(args.objectives)) > 1 else "grid")
+    return args.sampler or ("nsga2" if len(objectives) > 1 else "grid")
 
 
-def settings_from(args: argparse.Namespace, space: Space) -> StudySettings:
+def settings_from(args: argparse.Namespace, space: Space, task: Task) -> StudySettings:
     """The study's settings: each option as given, else the space file's [settings] (what
     ``search.best`` recorded), else its default."""
-    objectives = parse_objectives(args.objectives)
-    sampler = sampler_of(args)
+    objectives = objectives_of(args, space, task)
+    sampler = sampler_of(args, objectives)
 
     def given(name: str, default: Any) -> Any:
         value = getattr(args, name)
         return value if value is not None else space.settings.get(name, default)
 
     if len(objectives) > 1:
-        if sampler not in MULTI_OBJECTIVE + ("grid",):
+        if sampler not in MULTI_OBJECTIVE:
             raise UsageError(
                 f"--sampler {sampler}: several objectives need one of {', '.join(MULTI_OBJECTIVE)}"
             )
@@ -157,4 +207,5 @@ def settings_from(args: argparse.Namespace, space: Space) -> StudySettings:
         val_size=given("val_size", DataConfig.val_size),
         epochs=args.epochs,
         judge_epoch=given("judge_epoch", default_judge(sampler)),
+        task=task.ref,
     )

@@ -1,14 +1,17 @@
 """Submit workers for a study to a cluster: a SLURM job array whose every task is a worker.
 
     python -m search.submit slurm --study-name NAME --tasks N [--parallel M]
-        [--gpus-per-task G] [--cpus-per-task C] [--time HH:MM:SS] [--python PATH] [--dry-run]
-        [-- SEARCH.RUN OPTIONS]
+        [--gpus-per-task G] [--cpus-per-task C] [--time HH:MM:SS] [--python PATH]
+        [--log-dir DIR] [--dry-run] [-- SEARCH.RUN OPTIONS]
 (the database URL from --storage or $SEARCH_STORAGE; the tasks get it through their
 environment, never on a command line). A missing study is made first from the options after
 ``--``, exactly as ``python -m search.run OPTIONS --study-name NAME --create-only`` makes it;
 without them, the study must exist. Each task runs ``python -m search.worker`` with this
-interpreter (or --python) in this folder, and its output goes to ``slurm-JOB_TASK.out`` here.
-``--dry-run`` prints the batch script and touches neither the database nor SLURM.
+interpreter (or --python) in this folder, and its output goes to ``slurm-JOB_TASK.out`` in
+``slurm/`` of the study's artifact folder (``artifacts/`` beside an SQLite file, else
+``study_db/artifacts`` here), or in ``--log-dir``: made before submitting, named in the line
+that says the job was submitted. ``--dry-run`` prints the batch script and touches neither the
+database, nor SLURM, nor any folder.
 """
 
 from __future__ import annotations
@@ -17,18 +20,36 @@ import os
 import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 from search.cli import Parser, guarded, positive_int
 from search.errors import SearchError, StorageError
-from search.study.slurm import STUDY_ENV, SlurmJob, render, sbatch, sbatch_path
+from search.study.slurm import LOG_NAME, STUDY_ENV, SlurmJob, render, sbatch, sbatch_path
 from search.study.sqlite_files import is_new_sqlite
-from search.study.storage import STORAGE_ENV, display_url, missing_study, open_storage
+from search.study.storage import (
+    STORAGE_ENV,
+    artifact_dir_for,
+    check_writable_folder,
+    display_url,
+    missing_study,
+    open_storage,
+)
 
 ENGINES = ("slurm",)
 
 
 def build_parser() -> Parser:
-    p = Parser(prog="python -m search.submit", description=__doc__.splitlines()[0])
+    p = Parser(
+        prog="python -m search.submit",
+        description=__doc__.splitlines()[0],
+        examples=[
+            "python -m search.submit slurm --study-name grid --tasks 4 --parallel 2 "
+            "-- --sampler grid --max-epochs 1",
+            "python -m search.submit slurm --study-name mnist-full --tasks 32 --parallel 8 "
+            "--gpus-per-task 1 --time 08:00:00",
+            "python -m search.submit slurm --study-name mnist-full --tasks 8 --dry-run",
+        ],
+    )
     p.add_argument("engine", choices=ENGINES, help="where the workers run")
     p.add_argument("--study-name", required=True)
     p.add_argument("--storage", default=None, help=f"default: ${STORAGE_ENV}")
@@ -38,6 +59,11 @@ def build_parser() -> Parser:
     p.add_argument("--cpus-per-task", type=positive_int, default=1, help="and torch threads")
     p.add_argument("--time", default=SlurmJob.time, help="each task's limit, HH:MM:SS")
     p.add_argument("--python", default=sys.executable, help="default: this interpreter")
+    p.add_argument(
+        "--log-dir",
+        help="the tasks' logs (slurm-JOB_TASK.out); default: slurm/ in the study's artifact "
+        "folder (artifacts/ beside an SQLite file, else study_db/artifacts)",
+    )
     p.add_argument("--dry-run", action="store_true", help="print the script, submit nothing")
     return p
 
@@ -76,6 +102,25 @@ def ensure_study(storage: str, study_name: str, run_options: list[str]) -> None:
         raise error
 
 
+def log_folder(given: str | None, storage: str | None) -> Path:
+    """Where the tasks' logs go: ``--log-dir``, else ``slurm/`` in the artifact folder the
+    study's workers use; absolute, so that the line that says where is true anywhere."""
+    if given:
+        return Path(given).absolute()
+    try:
+        artifacts = artifact_dir_for(storage or "")
+    except Exception:  # noqa: BLE001 - a malformed URL: ensure_study says so in one line
+        artifacts = Path("study_db") / "artifacts"
+    return (artifacts / "slurm").absolute()
+
+
+def dry_run(job: SlurmJob, study_name: str) -> int:
+    print(render(job), end="")
+    command = shlex.join(["sbatch", "--parsable", *job.options()])
+    print(f"dry run: {STUDY_ENV}={shlex.quote(study_name)} {command} < script", file=sys.stderr)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     cut = argv.index("--") if "--" in argv else len(argv)
@@ -87,6 +132,7 @@ def main(argv: list[str] | None = None) -> int:
         p.error(f"no storage: give --storage URL or set ${STORAGE_ENV} (the tasks read it)")
 
     def submit() -> int:
+        logs = log_folder(args.log_dir, storage)
         job = SlurmJob(
             tasks=args.tasks,
             parallel=min(args.parallel or args.tasks, args.tasks),
@@ -94,29 +140,26 @@ def main(argv: list[str] | None = None) -> int:
             cpus_per_task=args.cpus_per_task,
             gpus_per_task=args.gpus_per_task,
             python=args.python,
+            log_dir=str(logs),
         )
-        script = render(job)
         if args.dry_run:
-            print(script, end="")
-            command = shlex.join(["sbatch", "--parsable", *job.options()])
-            print(
-                f"dry run: {STUDY_ENV}={shlex.quote(args.study_name)} {command} < script",
-                file=sys.stderr,
-            )
-            return 0
+            return dry_run(job, args.study_name)
         sbatch_path()  # a machine without SLURM says so before the database is opened
+        check_writable_folder(logs, "--log-dir")  # makes nothing: a refusal leaves no study
         ensure_study(storage, args.study_name, run_options)
         if storage.startswith("sqlite"):
             print(
                 "note: SQLite is for tasks on this machine only; a cluster needs PostgreSQL",
                 file=sys.stderr,
             )
+        logs.mkdir(parents=True, exist_ok=True)  # SLURM makes no folders: a task would fail
         env = {**os.environ, STORAGE_ENV: storage, STUDY_ENV: args.study_name}
-        job_id = sbatch(job, script, env)
+        job_id = sbatch(job, render(job), env)
+        log = logs / LOG_NAME.replace("%A", job_id).replace("%a", "N")
         print(
             f"submitted job array {job_id}: {job.tasks} workers ({job.parallel} at a time) on "
             f"{args.study_name} in {display_url(storage)}; watch with squeue -j {job_id}; "
-            f"output in slurm-{job_id}_N.out"
+            f"logs in {log}"
         )
         return 0
 

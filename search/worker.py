@@ -13,18 +13,29 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import replace
 
 import optuna
 
 from search.cli import Parser, guarded
 from search.engine.device import DEVICES, resolve_device
+from search.study.opening import check_task_source
 from search.study.storage import default_storage, load_existing_study, storage_help
 from search.study.workers import HostOptions, spec_from_study, work
+from search.tasks.loading import load_task
 from search.views.publish import Publisher
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = Parser(prog="python -m search.worker", description=__doc__.splitlines()[0])
+    p = Parser(
+        prog="python -m search.worker",
+        description=__doc__.splitlines()[0],
+        examples=[
+            "python -m search.worker --study-name mnist-ofat",
+            "SEARCH_STORAGE=postgresql+psycopg://user@db-host/search \\\n"
+            "    python -m search.worker --study-name mnist-full --device cuda",
+        ],
+    )
     p.add_argument("--storage", default=default_storage(), help=storage_help())
     p.add_argument("--study-name", required=True)
     p.add_argument("--data-dir", default=None, help="default: $SEARCH_DATA_DIR or ./data")
@@ -33,6 +44,16 @@ def main(argv: list[str] | None = None) -> int:
         "--artifact-dir",
         help="learning curves, weights and checkpoints; default: artifacts/ beside an SQLite "
         "file, else study_db/artifacts",
+    )
+    p.add_argument(
+        "--task",
+        help="where this machine has the study's task file, if not at the path the study "
+        "recorded (its source must be the same)",
+    )
+    p.add_argument(
+        "--allow-task-change",
+        action="store_true",
+        help="run a task whose source differs from the study's; the change is recorded",
     )
     p.add_argument("--quiet", action="store_true")
     args = p.parse_args(argv)
@@ -45,9 +66,15 @@ def main(argv: list[str] | None = None) -> int:
             device=str(resolve_device(args.device)),
             artifact_dir=args.artifact_dir or "",
             worker_id=os.getpid(),
+            task=args.task or "",
             quiet=args.quiet,
         )
-        ran = work(spec_from_study(study, args.storage, host), observe=Publisher)
+        spec = spec_from_study(study, args.storage, host)
+        if args.allow_task_change:  # record the change, then run as the study's own task
+            task = load_task(args.task or spec.settings.task, "--task")
+            check_task_source(study, task.source_hash, True, "--allow-task-change")
+            spec = replace(spec, task_hash=task.source_hash)
+        ran = work(spec, observe=Publisher)
         print(f"worker ran {ran} trials of {args.study_name}")
         return 0
 

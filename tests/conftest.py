@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import struct
+import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +70,18 @@ def real_root() -> Path:
     return Path(REAL_DATA)
 
 
+@pytest.fixture(scope="session")
+def ofat_db(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A finished ofat study, mnist-ofat-e2-v200 (2 epochs on tiny data), with its artifacts
+    beside it; shared by the tests that only read it."""
+    from search.run import main
+
+    db = tmp_path_factory.mktemp("ofat") / "s.db"
+    argv = ["--data-dir", str(tiny_root), "--storage", f"sqlite:///{db}", "--val-size", "200"]
+    assert main([*argv, "--quiet", "--workers", "1", "--max-epochs", "2"]) == 0
+    return db
+
+
 @pytest.fixture(autouse=True)
 def no_downloads(monkeypatch: pytest.MonkeyPatch) -> None:
     """Tests never reach the internet: a download attempt fails at once on a closed port."""
@@ -92,3 +105,36 @@ def pause(tmp_path: Path):
     yield make
     for p in made:
         p.close()
+
+
+ROOT = Path(__file__).resolve().parent.parent
+CACHES = (".venv/", ".pytest_cache/", ".ruff_cache/", ".import_linter_cache/", "search.egg-info/")
+
+
+def stray_files() -> set[str] | None:
+    """Files in the source tree that git does not track (ignored ones too), caches aside;
+    None outside a git checkout."""
+    try:
+        done = subprocess.run(
+            ["git", "status", "--porcelain", "--ignored", "--untracked-files=all"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except OSError:
+        return None
+    if done.returncode:
+        return None
+    paths = {line[3:].strip('"') for line in done.stdout.splitlines() if line[:2] in ("??", "!!")}
+    return {p for p in paths if not p.startswith(CACHES) and "__pycache__" not in p}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def source_tree_stays_clean():
+    """No test writes into the source tree: databases, artifacts and weights go to tmp_path."""
+    before = stray_files()
+    yield
+    after = stray_files()
+    if before is not None and after is not None and after - before:
+        pytest.fail(f"tests wrote into the source tree: {sorted(after - before)[:10]}")

@@ -4,7 +4,9 @@ A subprocess started with ``Pause.env`` loads the ``sitecustomize`` module writt
 wraps the engine's ``train_one_epoch``: the first process (of all that share the pause) to
 start epoch ``after + 1`` of its life connects to the test, sends its pid and waits there,
 inside its trial, until the test resumes it, interrupts it or kills it. The others carry on.
-The test blocks on that connection (an event), never on a sleep.
+With ``inside="report"`` it wraps a task's ``ctx.report`` (``search.task.Context.report``)
+instead: the process waits in its ``after + 1``-th report call, before that epoch is recorded
+or checkpointed. The test blocks on that connection (an event), never on a sleep.
 """
 
 from __future__ import annotations
@@ -21,11 +23,7 @@ HOOK = """
 import os
 import socket
 
-_host, _port, _after, _batch, _marker = os.environ["SEARCH_TEST_PAUSE"].split("|")
-import search.engine.train as _train
-
-_inner, _epochs, _warming = _train.train_one_epoch, [0], [False]
-_warm_inner = _train.warm_up
+_host, _port, _after, _batch, _marker, _inside = os.environ["SEARCH_TEST_PAUSE"].split("|")
 
 
 def _warm_up(*args, **kwargs):  # the untimed warm-up before a trial is not one of its epochs
@@ -69,8 +67,25 @@ def _train_one_epoch(model, step, *args, **kwargs):
     return _inner(model, _step, *args, **kwargs)
 
 
-_train.train_one_epoch = _train_one_epoch
-_train.warm_up = _warm_up
+if _inside == "report":  # a task's epoch: pause in its report call, before it is recorded
+    import search.task as _task
+
+    _report_inner, _reports = _task.Context.report, [0]
+
+    def _report(self, epoch, **metrics):
+        _reports[0] += 1
+        if _reports[0] == int(_after) + 1:
+            _pause()
+        return _report_inner(self, epoch, **metrics)
+
+    _task.Context.report = _report
+else:
+    import search.engine.train as _train
+
+    _inner, _epochs, _warming = _train.train_one_epoch, [0], [False]
+    _warm_inner = _train.warm_up
+    _train.train_one_epoch = _train_one_epoch
+    _train.warm_up = _warm_up
 """
 WAIT_S = 300  # a paused process arrives within seconds; this only bounds a broken test
 
@@ -78,18 +93,24 @@ WAIT_S = 300  # a paused process arrives within seconds; this only bounds a brok
 class Pause:
     """``env`` for the subprocesses; ``wait`` for one to pause; ``resume`` it, or ``close``."""
 
-    def __init__(self, folder: Path, after_epochs: int, at_batch: int = 0) -> None:
+    def __init__(
+        self, folder: Path, after_epochs: int, at_batch: int = 0, inside: str = "epoch"
+    ) -> None:
         """Pause in epoch ``after_epochs + 1`` of a process's life: at its start, or before its
-        batch ``at_batch + 1``."""
+        batch ``at_batch + 1``; with ``inside="report"``, in that epoch's ``ctx.report`` of a
+        task (``at_batch`` unused)."""
+        if inside not in ("epoch", "report"):
+            raise ValueError(f"inside: expected 'epoch' or 'report', got {inside!r}")
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "sitecustomize.py").write_text(HOOK)
         self.server = socket.create_server(("127.0.0.1", 0))  # the system picks the port
         port = self.server.getsockname()[1]
         paths = [str(folder), *filter(None, [os.environ.get("PYTHONPATH")])]
+        fields = ["127.0.0.1", port, after_epochs, at_batch, folder / "paused", inside]
         self.env = {
             **os.environ,
             "PYTHONPATH": os.pathsep.join(paths),
-            "SEARCH_TEST_PAUSE": f"127.0.0.1|{port}|{after_epochs}|{at_batch}|{folder / 'paused'}",
+            "SEARCH_TEST_PAUSE": "|".join(map(str, fields)),
         }
         self.conn: socket.socket | None = None
 

@@ -12,7 +12,8 @@ import pytest
 from search.engine.checkpoint import Checkpoint
 from search.engine.train import fit
 from search.run import main
-from search.study.vocabulary import to_configs
+from search.study import records
+from search.tasks.mlp.vocabulary import to_configs
 
 EPOCHS = 5
 
@@ -79,6 +80,16 @@ def trials_of(db: Path) -> list[optuna.trial.FrozenTrial]:
     return optuna.load_study(study_name="s", storage=f"sqlite:///{db}").trials
 
 
+def runs_of(db: Path) -> records.Runs:
+    return records.Runs(optuna.load_study(study_name="s", storage=f"sqlite:///{db}"))
+
+
+def checkpoint_of(db: Path, trial: optuna.trial.FrozenTrial) -> dict:
+    study = optuna.load_study(study_name="s", storage=f"sqlite:///{db}")
+    kept = records.rows(study, (records.CHECKPOINT,), trial)
+    return next(iter(kept.values()))[records.CHECKPOINT][-1]
+
+
 @pytest.mark.parametrize(
     ("sampler", "sig", "at_batch"),
     [
@@ -109,13 +120,14 @@ def test_a_trial_stopped_in_epoch_4_of_5_resumes_there_and_ends_as_an_uninterrup
     stopped, resumed = trials_of(db)
     assert stopped.state.name == "FAIL"
     assert stopped.user_attrs["fail_reason"].startswith("interrupted")
-    assert stopped.user_attrs["checkpoint"]["epoch"] == 3
+    assert checkpoint_of(db, stopped)["epoch"] == 3
     assert resumed.state.name == "COMPLETE"
     assert resumed.user_attrs["resumed_from"] == {"trial": 0, "epoch": 3}
     assert resumed.value == whole.value
-    strip = lambda t: [  # noqa: E731 - every figure but the seconds an epoch took
-        {k: v for k, v in r.items() if k != "seconds"} for r in t.user_attrs["history"]
+    runs, whole_runs = runs_of(db), runs_of(whole_db)
+    strip = lambda history: [  # noqa: E731 - every figure but the seconds an epoch took
+        {k: v for k, v in r.items() if k != "seconds"} for r in history
     ]
-    assert strip(resumed) == strip(whole)
-    assert resumed.user_attrs["train_curve"] == whole.user_attrs["train_curve"]
-    assert not list((tmp_path / "artifacts" / "checkpoints").rglob("*.pt"))  # all removed
+    assert strip(runs.history(resumed)) == strip(whole_runs.history(whole))
+    assert runs.curve(resumed) == whole_runs.curve(whole)
+    assert not list((tmp_path / "artifacts").rglob("*.pt"))  # all removed

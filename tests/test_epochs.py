@@ -9,6 +9,7 @@ import pytest
 
 from search.engine.history import EpochRecord, judged_epoch
 from search.run import main
+from search.study import records
 from search.study.samplers import first_rung, make_pruner
 from search.study.settings import stored_settings, stored_space
 from search.study.spacefile import design
@@ -38,8 +39,8 @@ def test_epochs_fix_every_trials_length_and_the_pruners_horizon(tiny_root, tmp_p
     assert main(args(tiny_root, db, *RANDOM, "--n-trials", "2", "--epochs", "3")) == 0
     study = study_of(db, "mnist-default-random-ep3-v200")
     assert stored_settings(study).epochs == 3
-    assert [len(t.user_attrs["history"]) for t in study.trials] == [3, 3]
-    assert [t.user_attrs["config"]["train"]["epochs"] for t in study.trials] == [3, 3]
+    assert [len(records.history(study, t)) for t in study.trials] == [3, 3]
+    assert [records.config(study, t)["train"]["epochs"] for t in study.trials] == [3, 3]
     assert stored_space(study).horizon(None) == 3
 
 
@@ -59,19 +60,23 @@ def test_the_default_space_runs_fifteen_epochs_and_first_prunes_after_three():
 def test_a_search_is_judged_by_its_last_epoch(tiny_root, tmp_path):
     db = tmp_path / "s.db"
     assert main(args(tiny_root, db, *RANDOM, "--n-trials", "3", "--epochs", "4")) == 0
-    for t in study_of(db, "mnist-default-random-ep4-v200").trials:
-        last = t.user_attrs["history"][-1]
+    study = study_of(db, "mnist-default-random-ep4-v200")
+    for t in study.trials:
+        last = records.history(study, t)[-1]
         assert t.user_attrs["judge"] == "last" and t.user_attrs["judged_epoch"] == 4
-        assert t.value == last["val_acc"] and t.user_attrs["test_acc_judged"] == last["test_acc"]
+        assert (
+            t.value == last["val_acc"] and t.user_attrs["metrics"]["test_acc"] == last["test_acc"]
+        )
 
 
 def test_a_grid_keeps_the_reference_rule_the_best_epoch(tiny_root, tmp_path):
     db = tmp_path / "s.db"
     assert main(args(tiny_root, db, "--max-epochs", "3", "--n-trials", "4")) == 0
-    done = [t for t in study_of(db, "mnist-ofat-e3-v200").trials if t.state.name == "COMPLETE"]
+    study = study_of(db, "mnist-ofat-e3-v200")
+    done = [t for t in study.trials if t.state.name == "COMPLETE"]
     assert len(done) == 4
     for t in done:
-        best = max(r["val_acc"] for r in t.user_attrs["history"])
+        best = max(r["val_acc"] for r in records.history(study, t))
         assert t.user_attrs["judge"] == "best" and t.value == best
 
 
@@ -79,8 +84,9 @@ def test_the_judged_epoch_can_be_chosen_and_is_part_of_the_study(tiny_root, tmp_
     db = tmp_path / "s.db"
     base = args(tiny_root, db, *RANDOM, "--n-trials", "1", "--max-epochs", "3")
     assert main([*base, "--judge-epoch", "best"]) == 0
-    (t,) = study_of(db, "mnist-default-random-e3-v200").trials
-    assert t.value == max(r["val_acc"] for r in t.user_attrs["history"])
+    study = study_of(db, "mnist-default-random-e3-v200")
+    (t,) = study.trials
+    assert t.value == max(r["val_acc"] for r in records.history(study, t))
     capsys.readouterr()
     assert main(base) == 2  # resumed with the default rule, last: refused
     err = capsys.readouterr().err
@@ -111,7 +117,8 @@ def test_epochs_are_refused_for_a_grid_with_one_line(tmp_path, capsys):
 def test_a_capped_trial_still_reaches_the_end_of_its_schedule(tiny_root, tmp_path):
     db = tmp_path / "s.db"
     assert main(args(tiny_root, db, *RANDOM, "--n-trials", "1", "--max-epochs", "2")) == 0
-    (t,) = study_of(db, "mnist-default-random-e2-v200").trials
-    schedule = t.user_attrs["config"]["train"]["schedule"]
+    study = study_of(db, "mnist-default-random-e2-v200")
+    (t,) = study.trials
+    schedule = records.config(study, t)["train"]["schedule"]
     # The default space's 1 warm-up epoch of 15, shrunk with the run to 2 epochs.
     assert schedule["kind"] == "cosine" and math.isclose(schedule["warmup_epochs"], 2 / 15)

@@ -17,6 +17,7 @@ from search.engine.model import build_mlp
 from search.engine.train import evaluate, fit
 from search.run import main as run_main
 from search.study.final import choose
+from search.tasks.mlp.vocabulary import to_configs
 from search.views.publish import study_note
 from search.views.report import write_report
 
@@ -52,10 +53,12 @@ def test_the_final_step_records_mean_and_spread_of_the_best_configurations(
     by_val = sorted(study.trials, key=lambda t: (-t.value, t.number))
     record = study.user_attrs["final"]
     assert [c["trial"] for c in record["configs"]] == [t.number for t in by_val[:2]]
+    assert record["metric"] == "test_acc" and record["chosen_by"] == "val_acc"
     for c in record["configs"]:
-        assert c["seeds"] == [1, 2] and len(c["test_acc"]) == 2
-        assert c["mean"] == pytest.approx(statistics.fmean(c["test_acc"]))
-        assert c["std"] == pytest.approx(statistics.stdev(c["test_acc"]))
+        accs = c["metrics"]["test_acc"]
+        assert c["seeds"] == [1, 2] and len(accs) == 2
+        assert c["mean"]["test_acc"] == pytest.approx(statistics.fmean(accs))
+        assert c["std"]["test_acc"] == pytest.approx(statistics.stdev(accs))
     out = capsys.readouterr().out
     assert f"1. trial {by_val[0].number}: val" in out and "test read once per model" in out
 
@@ -67,13 +70,14 @@ def test_the_winners_weights_load_without_pickled_code_and_score_what_was_record
     record = study_of(searched).user_attrs["final"]
     weights = record["weights"]
     state = torch.load(weights["path"], weights_only=True)
-    model_cfg = ModelConfig(**{**weights["model"], "hidden": tuple(weights["model"]["hidden"])})
+    settings = study_of(searched).user_attrs["settings"]
+    model_cfg, _ = to_configs(weights["params"], weights["seed"], settings["max_epochs"])
     model = build_mlp(model_cfg)
     model.load_state_dict(state)
     splits = load(DataConfig(data_dir=str(tiny_root), val_size=0))
     _, acc = evaluate(model, splits.test_x, splits.test_y, "nll")
     assert weights["trial"] == record["configs"][0]["trial"] and weights["seed"] == 1
-    assert acc == record["configs"][0]["test_acc"][0]
+    assert acc == record["configs"][0]["metrics"]["test_acc"][0]
 
 
 def test_configurations_are_chosen_by_validation_never_by_test():
@@ -122,7 +126,7 @@ def test_the_report_and_the_dashboard_note_show_the_final_models(searched, tiny_
     ("made", "code", "message"),
     [
         (False, 1, "--study-name: no study 'new'"),
-        (True, 2, "no completed trial to finalize yet"),
+        (True, 1, "no completed trial to finalize yet"),
     ],
 )
 def test_final_without_a_completed_trial_is_one_line(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 from dataclasses import replace
 
+import optuna
 import pytest
 import torch
 
@@ -18,6 +19,7 @@ from search.engine.config import LOSSES, ModelConfig, TrainConfig
 from search.engine.data import DataConfig, load
 from search.engine.optim import OPTIMIZERS
 from search.engine.train import fit
+from search.study import records
 
 from .test_workers import check_exactly_once, run_workers
 
@@ -81,5 +83,7 @@ def test_two_workers_share_one_gpu_and_run_each_ofat_point_once(tiny_root, tmp_p
     done = run_workers(tiny_root, storage, 2, "--device", "cuda")
     assert done.returncode == 0, done.stderr
     trials = check_exactly_once(storage)
-    assert all(t.user_attrs["device"].startswith("cuda") for t in trials)
-    assert {t.user_attrs["step"] for t in trials} <= {"fused+graph", "autograd"}
+    runs = records.Runs(optuna.load_study(study_name="mnist-ofat-e1-v200", storage=storage))
+    runs = [runs.run(t) for t in trials]
+    assert all(r["device"].startswith("cuda") for r in runs)
+    assert {r["step"] for r in runs} <= {"fused+graph", "autograd"}

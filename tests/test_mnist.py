@@ -6,6 +6,7 @@ import signal
 import subprocess
 import sys
 
+import optuna
 import pytest
 
 from search.engine.config import ModelConfig, TrainConfig
@@ -63,7 +64,8 @@ def test_ofat_study_runs_then_resumes_after_an_interruption(real_root, tmp_path,
     assert "differs from baseline" in capsys.readouterr().out
     after = load_trials(db, "mnist-ofat-e1-n2000")
     assert len(completed_points(after)) == len(set(completed_points(after))) == 15
-    assert executions(after) == 16  # and the interrupted run, failed and then run again
+    study = optuna.load_study(study_name="mnist-ofat-e1-n2000", storage=f"sqlite:///{db}")
+    assert executions(study) == 16  # and the interrupted run, failed and then run again
     assert all(after[n].value == v for n, v in before.items())
     baseline = next(
         t

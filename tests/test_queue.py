@@ -10,7 +10,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.study import claims, runner
+from search.study import claims, records, runner
+from search.study.budget import RunnerConfig
 from search.study.runner import Outcome
 from search.study.space import point_key
 from search.study.spacefile import design, parse_space
@@ -41,7 +42,7 @@ def test_the_queue_holds_at_most_its_window_of_waiting_points(ofat_study):
 
 def test_a_grid_larger_than_the_window_runs_every_point_exactly_once(ofat_study):
     study, space = ofat_study
-    cfg = runner.RunnerConfig(queue_window=4)
+    cfg = RunnerConfig(queue_window=4)
     claims.enqueue_missing(study, space, cfg.max_retries, cfg.queue_window)
     assert runner.run(study, space, finish_at_once, cfg) == 15
     trials = study.get_trials()
@@ -53,7 +54,7 @@ def test_a_grid_larger_than_the_window_runs_every_point_exactly_once(ofat_study)
 
 def test_progress_counts_the_points_not_yet_queued(ofat_study):
     study, space = ofat_study
-    cfg = runner.RunnerConfig(queue_window=4)
+    cfg = RunnerConfig(queue_window=4)
     claims.enqueue_missing(study, space, cfg.max_retries, cfg.queue_window)
     assert runner.planned(study, space, cfg) == (15, 15)
 
@@ -68,7 +69,7 @@ def _run_all(url: str, name: str, start: Event) -> int:
     study = optuna.load_study(study_name=name, storage=open_storage(url))
     space = parse_space(POINTS_300, "test").as_grid("test")
     start.wait()
-    return runner.run(study, space, finish_at_once, runner.RunnerConfig(max_retries=0))
+    return runner.run(study, space, finish_at_once, RunnerConfig(max_retries=0))
 
 
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
@@ -80,7 +81,7 @@ def test_six_claimants_starting_together_never_take_one_of_300_points_twice(
     )
     study = optuna.create_study(storage=open_storage(url), direction="maximize")
     space = parse_space(POINTS_300, "test").as_grid("test")
-    claims.enqueue_missing(study, space, max_retries=0, window=runner.QUEUE_WINDOW)
+    claims.enqueue_missing(study, space, max_retries=0, window=claims.QUEUE_WINDOW)
     ctx = multiprocessing.get_context("spawn")
     with ctx.Manager() as manager, ctx.Pool(6) as pool:
         start = manager.Event()
@@ -89,7 +90,7 @@ def test_six_claimants_starting_together_never_take_one_of_300_points_twice(
         ran = [r.get(timeout=300) for r in runs]  # a claimant that raised raises here
     trials = study.get_trials()
     assert sum(ran) == len(trials) == 300
-    assert [len(claims.claims_of(t)) for t in trials] == [1] * 300
+    assert [len(records.claims_of(study, t)) for t in trials] == [1] * 300
     assert len({t.user_attrs["point"] for t in trials}) == 300
     assert {t.state for t in trials} == {TrialState.COMPLETE}
 
@@ -112,4 +113,6 @@ def test_a_trial_failed_as_stale_that_finishes_keeps_its_result(ofat_study):
     assert kept.value == 0.9 and kept.params == original.params
     assert kept.user_attrs["point"] == original.user_attrs["point"]
     assert kept.user_attrs["reason"].startswith("kept: finished after it was failed as stale")
-    assert len(claims.claims_of(original)) == 1 and claims.claims_of(kept) == []  # one run
+    assert (
+        len(records.claims_of(study, original)) == 1 and records.claims_of(study, kept) == []
+    )  # one run

@@ -14,7 +14,7 @@ from search.engine.optim import BACKENDS, OPTIMIZERS, FlatOptimizer
 from search.engine.schedules import Schedule
 from search.engine.train import fit
 from search.errors import UsageError
-from search.study.vocabulary import BASE_LR
+from search.tasks.mlp.vocabulary import BASE_LR
 
 from .test_train import _torch_optimizer, lockstep
 

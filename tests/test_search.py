@@ -11,7 +11,7 @@ import pytest
 from search import best
 from search.errors import UsageError
 from search.run import main
-from search.study.claims import claims_of
+from search.study import records
 from search.study.samplers import PRUNERS, SAMPLERS, make_pruner
 from search.study.spacefile import SPACES_DIR, load_space
 from search.views.best import best_trial
@@ -65,9 +65,11 @@ def test_every_sampler_runs_a_few_trials_of_the_default_space(sampler, tiny_root
         )
     )
     assert code == 0
-    trials = study_of(db, f"mnist-default-{sampler}-e1-v200").get_trials()
+    study = study_of(db, f"mnist-default-{sampler}-e1-v200")
+    trials = study.get_trials()
     assert len(trials) == 3 and all(t.state.name == "COMPLETE" for t in trials)
-    assert [c["sampler"] for t in trials for c in claims_of(t)] == [SAMPLER_CLASSES[sampler]] * 3
+    claims = [c["sampler"] for t in trials for c in records.claims_of(study, t)]
+    assert claims == [SAMPLER_CLASSES[sampler]] * 3
     assert {"layers", "units", "optimizer", "lr_factor", "batch_size"} <= set(trials[0].params)
 
 
@@ -161,15 +163,17 @@ def test_a_pruned_trial_keeps_its_partial_history(tiny_root, tmp_path):
         "--seed",
         "2",
     )
-    trials = study_of(db, "mnist-default-random-e3-v200").get_trials()
+    study = study_of(db, "mnist-default-random-e3-v200")
+    trials = study.get_trials()
     # Stopped by the pruner, not ended by a diverging loss (also PRUNED, but not pruning).
-    stopped = [t for t in trials if t.user_attrs.get("outcome") == "stopped"]
+    stopped = [t for t in trials if t.user_attrs.get("reason", "").startswith("pruned after")]
     assert stopped, [(t.state.name, t.user_attrs.get("reason")) for t in trials]
     for t in stopped:
-        epochs = [r["epoch"] for r in t.user_attrs["history"]]
+        history = records.history(study, t)
+        epochs = [r["epoch"] for r in history]
         assert t.state.name == "PRUNED" and epochs == list(range(1, len(epochs) + 1))
         assert len(epochs) < 3 and t.user_attrs["reason"] == f"pruned after epoch {epochs[-1]}"
-        assert t.intermediate_values == {r["epoch"]: r["val_acc"] for r in t.user_attrs["history"]}
+        assert t.intermediate_values == {r["epoch"]: r["val_acc"] for r in history}
 
 
 @pytest.mark.parametrize(
@@ -336,7 +340,7 @@ def test_a_cosine_schedule_runs_from_a_space_file(tiny_root, tmp_path):
     db = tmp_path / "s.db"
     run_ok(tiny_root, db, "--sampler", "grid", "--space", str(space))
     (trial,) = complete(study_of(db, "mnist-cos-v200"))
-    assert trial.user_attrs["config"]["train"]["schedule"] == {
+    assert records.config(study_of(db, "mnist-cos-v200"), trial)["train"]["schedule"] == {
         "kind": "cosine",
         "gamma": 0.7,
         "warmup_epochs": 1.0,

@@ -23,7 +23,7 @@ import optuna
 import pytest
 
 from search.run import main as run_main
-from search.study.claims import claims_of
+from search.study import records
 from search.study.slurm import SlurmJob, render
 
 from .test_run import completed_points
@@ -138,18 +138,27 @@ def submit_argv(study: str, tasks: int) -> list[str]:
 
 
 def start_array(storage: str, study: str, tasks: int, folder: Path, env: dict | None = None):
-    """Submit ``tasks`` workers, 2 at a time; the job array's id."""
+    """Submit ``tasks`` workers, 2 at a time, from ``folder``; the job array's id."""
     folder.mkdir(parents=True, exist_ok=True)
     argv = submit_argv(study, tasks)
     done = submit(*argv, env={**(env or {}), "SEARCH_STORAGE": storage}, cwd=folder)
     assert done.returncode == 0, done.stderr
     (job,) = re.findall(r"submitted job array (\d+)", done.stdout)
     SUBMITTED.append(job)
+    assert str(logs_of(folder)) in done.stdout  # the line says where the logs go
     return job
 
 
+def logs_of(folder: Path) -> Path:
+    """Where the tasks' logs go for a PostgreSQL study submitted from ``folder``: slurm/ in
+    the artifact folder its workers use there."""
+    return folder / "study_db" / "artifacts" / "slurm"
+
+
 def outputs(folder: Path) -> str:
-    return "".join(p.read_text() for p in sorted(folder.glob("slurm-*.out")))
+    """The logs of the arrays submitted from ``folder``, after checking none is left there."""
+    assert not list(folder.glob("slurm-*.out"))
+    return "".join(p.read_text() for p in sorted(logs_of(folder).glob("slurm-*.out")))
 
 
 @pytest.fixture(scope="module")
@@ -239,11 +248,12 @@ def test_a_four_task_array_completes_each_grid_point_exactly_once(finished_grid,
     job, tasks, folder = finished_grid
     assert [(t["JobState"], t["ExitCode"]) for t in tasks.values()] == [("COMPLETED", "0:0")] * 4
     assert "Traceback" not in outputs(folder)
-    trials = optuna.load_study(study_name="grid", storage=storage).get_trials()
+    study = optuna.load_study(study_name="grid", storage=storage)
+    trials = study.get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE"] * 15
     assert len(set(completed_points(trials))) == 15
-    assert [len(claims_of(t)) for t in trials] == [1] * 15
-    assert len({claims_of(t)[0]["pid"] for t in trials}) >= 2  # the tasks shared the work
+    assert [len(records.claims_of(study, t)) for t in trials] == [1] * 15
+    assert len({t.user_attrs["worker"]["pid"] for t in trials}) >= 2  # the tasks shared work
 
 
 @pytest.mark.slow
@@ -264,7 +274,7 @@ def test_a_task_on_a_finished_study_exits_0_at_once(finished_grid, storage, tmp_
     job = start_array(storage, "grid", 1, tmp_path)
     (task,) = wait_for(job, within=60).values()  # measured here: 3 s, most of it imports
     assert (task["JobState"], task["ExitCode"]) == ("COMPLETED", "0:0")
-    assert "worker ran 0 trials of grid" in outputs(tmp_path)
+    assert "worker ran 0 trials of grid" in outputs(tmp_path)  # in the folder it named
     assert len(optuna.load_study(study_name="grid", storage=storage).get_trials()) == 15
 
 
@@ -302,13 +312,14 @@ def test_scancel_sigterm_mid_trial_fails_it_as_interrupted_and_another_task_reru
     assert not Path(f"/proc/{victim}").exists()  # no worker outlives its task
     tasks = wait_for(job)
     assert sorted(t["ExitCode"] for t in tasks.values()) == ["0:0", "143:0"]
-    trials = optuna.load_study(study_name="stopped", storage=storage).get_trials()
+    study = optuna.load_study(study_name="stopped", storage=storage)
+    trials = study.get_trials()
     (stopped,) = [t for t in trials if t.state.name == "FAIL"]
     assert stopped.user_attrs["fail_reason"] == "interrupted"
-    assert [c["pid"] for c in claims_of(stopped)] == [victim]
+    assert [c["pid"] for c in records.claims_of(study, stopped)] == [victim]
     done = [t for t in trials if t.state.name == "COMPLETE"]
     assert len(done) == len(set(completed_points(done))) == 15 == len(trials) - 1
-    assert [len(claims_of(t)) for t in done] == [1] * 15
+    assert [len(records.claims_of(study, t)) for t in done] == [1] * 15
     assert stopped.user_attrs["point"] in completed_points(done)  # rerun by the other task
 
 
@@ -332,6 +343,8 @@ def test_a_missing_study_is_made_from_the_run_options_after_two_dashes(tiny_root
     trials = optuna.load_study(study_name="made", storage=url).trials
     assert len(trials) == 15 and {t.state.name for t in trials} == {"WAITING"}
     assert str(tmp_path / "s.db") not in (tmp_path / "argv").read_text()  # env only
+    logs = tmp_path / "artifacts" / "slurm"  # beside the study's artifacts, made for SLURM
+    assert logs.is_dir() and str(logs) in done.stdout
 
 
 def test_run_options_search_run_refuses_are_its_one_line_and_exit_code(tiny_root, tmp_path):
@@ -341,3 +354,26 @@ def test_run_options_search_run_refuses_are_its_one_line_and_exit_code(tiny_root
     assert done.returncode == 2 and not done.stdout
     (line,) = done.stderr.splitlines()
     assert "--seed" in line and not (tmp_path / "s.db").exists()
+
+
+def test_the_tasks_logs_go_to_the_log_dir_made_before_submitting(tmp_path):
+    env = {"PATH": fake_sbatch(tmp_path), "SEARCH_STORAGE": f"sqlite:///{tmp_path}/s.db"}
+    optuna.create_study(study_name="s", storage=env["SEARCH_STORAGE"])
+    logs = tmp_path / "logs" / "deeper"
+    argv = ["slurm", "--study-name", "s", "--tasks", "2", "--log-dir", str(logs)]
+    done = submit(*argv, env=env, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    assert logs.is_dir() and str(logs) in done.stdout
+    assert f"--output={logs}/slurm-%A_%a.out" in (tmp_path / "argv").read_text().splitlines()
+
+
+def test_a_log_dir_that_cannot_be_made_is_one_line_and_nothing_is_made(tiny_root, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    env = {"PATH": fake_sbatch(tmp_path), "SEARCH_STORAGE": f"sqlite:///{tmp_path}/s.db"}
+    logs = tmp_path / "a-file" / "logs"
+    argv = ["slurm", "--study-name", "made", "--tasks", "2", "--log-dir", str(logs)]
+    done = submit(*argv, "--", "--data-dir", str(tiny_root), env=env, cwd=tmp_path)
+    assert done.returncode == 1 and not done.stdout and "Traceback" not in done.stderr
+    (line,) = done.stderr.splitlines()
+    assert "--log-dir" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a-file", "bin"]  # no database

@@ -7,7 +7,7 @@ from search.engine.schedules import Schedule
 from search.errors import UsageError
 from search.study.space import point_key
 from search.study.spacefile import design
-from search.study.vocabulary import BASELINE, to_configs
+from search.tasks.mlp.vocabulary import BASELINE, to_configs
 
 
 def test_ofat_design_is_the_baseline_plus_fourteen_single_changes():

@@ -12,7 +12,7 @@ from search.engine.model import build_mlp
 from search.engine.optim import BACKENDS, OPTIMIZERS, FlatOptimizer
 from search.engine.steps import loss_fn
 from search.engine.train import fit
-from search.study.vocabulary import BASE_LR
+from search.tasks.mlp.vocabulary import BASE_LR
 
 
 def _torch_optimizer(kind, params, lr, wd):

@@ -35,7 +35,7 @@ def test_the_baseline_runs_first_with_the_known_good_values(tiny_root, tmp_path)
         "dropout": 0.3,
         "weight_decay": 0.05,
     }
-    assert first.user_attrs["config"]["train"]["epochs"] == 1  # capped as every trial is
+    assert first.user_attrs["epochs"] == 1  # capped as every trial is
     assert main(argv) == 0  # a rerun queues nothing again
     assert [
         t.user_attrs.get("warm_start") for t in trials(db, "mnist-default-random-e1-v200")

@@ -14,7 +14,7 @@ import optuna
 import pytest
 
 from search.run import main as run_main
-from search.study.claims import claims_of
+from search.study import records
 
 from .test_run import completed_points, executions
 
@@ -76,10 +76,11 @@ def run_workers(
 
 def check_exactly_once(storage: str, name: str = "mnist-ofat-e1-v200") -> list:
     """Every point COMPLETE in one trial that ran once: one claim each, 15 in all."""
-    trials = optuna.load_study(study_name=name, storage=storage).get_trials()
+    study = optuna.load_study(study_name=name, storage=storage)
+    trials = study.get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE"] * 15
     assert len(set(completed_points(trials))) == 15
-    assert [len(claims_of(t)) for t in trials] == [1] * 15
+    assert [len(records.claims_of(study, t)) for t in trials] == [1] * 15
     return trials
 
 
@@ -91,9 +92,9 @@ def test_four_workers_on_sqlite_complete_each_ofat_point_once(ofat_data, tmp_pat
     assert done.returncode == 0, done.stderr
     assert "locked" not in done.stderr and "Traceback" not in done.stderr
     trials = check_exactly_once(storage, name)
-    owners = {claims_of(t)[0]["pid"] for t in trials}
+    owners = {t.user_attrs["worker"]["pid"] for t in trials}
     assert len(owners) >= 2  # the work really was shared
-    ids = {(claims_of(t)[0]["pid"], claims_of(t)[0]["worker_id"]) for t in trials}
+    ids = {(t.user_attrs["worker"]["pid"], t.user_attrs["worker"]["worker_id"]) for t in trials}
     assert len({worker_id for _, worker_id in ids}) == len(ids) == len(owners)
 
 
@@ -119,9 +120,10 @@ def test_a_workers_sampler_is_seeded_by_its_worker_id_never_its_pid(
 
 
 @pytest.mark.slow
-def test_four_workers_on_postgresql_complete_each_ofat_point_once(ofat_data, pg_url):
+def test_four_workers_on_postgresql_complete_each_ofat_point_once(ofat_data, pg_url, tmp_path):
     data, name = ofat_data
-    done = run_workers(data, pg_url, 4)
+    # A database server's default artifact folder is study_db/artifacts here, in the source tree.
+    done = run_workers(data, pg_url, 4, "--artifact-dir", str(tmp_path / "artifacts"))
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
     check_exactly_once(pg_url, name)
 
@@ -161,9 +163,9 @@ def test_a_late_worker_only_takes_unclaimed_points(tiny_root, tmp_path, capsys):
     assert "worker ran 9 trials" in late.stdout
     trials = check_exactly_once(storage)
     assert all(trials[n].datetime_complete == when for n, when in before.items())
-    late_pids = {claims_of(t)[0]["pid"] for t in trials if t.number not in before}
+    late_pids = {t.user_attrs["worker"]["pid"] for t in trials if t.number not in before}
     assert len(late_pids) == 1 and late_pids.isdisjoint(
-        claims_of(trials[n])[0]["pid"] for n in before
+        trials[n].user_attrs["worker"]["pid"] for n in before
     )
 
 
@@ -210,11 +212,11 @@ def test_a_killed_worker_leaves_no_trial_running_and_its_point_is_rerun(
     assert parent.returncode == 0, err
     trials = trials_of(storage)
     (killed,) = [t for t in trials if t.state.name == "FAIL"]
-    assert [c["pid"] for c in claims_of(killed)] == [victim]
+    assert killed.user_attrs["worker"]["pid"] == victim
     assert "interrupted" in killed.user_attrs["fail_reason"]
-    assert sum(claims_of(t)[0]["pid"] == victim for t in trials) == 3  # 2 done, 1 killed
+    assert sum(t.user_attrs["worker"]["pid"] == victim for t in trials) == 3  # 2 done, 1 killed
     assert len(set(completed_points(trials))) == len(completed_points(trials)) == 15
-    assert executions(trials) == 16
+    assert executions(optuna.load_study(study_name="mnist-ofat-e2-v200", storage=storage)) == 16
     assert not [t for t in trials if t.state.name in ("RUNNING", "WAITING")]
 
 
@@ -242,12 +244,13 @@ def test_a_stop_ends_every_worker_and_the_next_run_reruns_their_trials(
     trials = trials_of(storage)
     assert "RUNNING" not in [t.state.name for t in trials]
     interrupted = [t for t in trials if t.user_attrs.get("fail_reason") == "interrupted"]
-    assert paused in [claims_of(t)[0]["pid"] for t in interrupted]
+    assert paused in [t.user_attrs["worker"]["pid"] for t in interrupted]
     rerun = ["--data-dir", str(tiny_root), "--storage", storage, "--val-size", "200"]
     assert run_main([*rerun, "--quiet", "--max-epochs", "2", "--workers", "1"]) == 0
     trials = trials_of(storage)
     assert len(completed_points(trials)) == len(set(completed_points(trials))) == 15
-    assert executions(trials) == len(trials)  # each trial ran once; failed ones were rerun
+    study = optuna.load_study(study_name="mnist-ofat-e2-v200", storage=storage)
+    assert executions(study) == len(trials)  # each trial ran once; failed ones were rerun
 
 
 def test_sigterm_stops_a_lone_worker_with_143_and_its_trial_is_rerun(tiny_root, tmp_path, pause):
@@ -344,7 +347,7 @@ def test_a_run_without_workers_given_spreads_a_study_over_the_cores(tiny_root, t
     assert (f"with {cores} workers" in said) == (cores > 1), said
     trials = optuna.load_study(study_name="mnist-w-e1-v200", storage=db).get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE"] * (cores + 2)
-    assert os.getpid() not in {claims_of(t)[0]["pid"] for t in trials} or cores == 1
+    assert os.getpid() not in {t.user_attrs["worker"]["pid"] for t in trials} or cores == 1
 
 
 SWALLOWED = """

@@ -32,19 +32,25 @@ class Checkpoint:
     curve: list[tuple[int, float]] = field(default_factory=list)
     seen: int = 0  # training samples processed so far
 
+    def to_state(self) -> dict[str, Any]:
+        """Tensors and plain values, as ``torch.load(weights_only=True)`` reads them."""
+        return {**self.__dict__, "history": [asdict(r) for r in self.history]}
+
+    @classmethod
+    def from_state(cls, data: dict[str, Any]) -> Checkpoint:
+        data = {**data, "history": [EpochRecord.from_attr(r) for r in data["history"]]}
+        data["curve"] = [tuple(p) for p in data["curve"]]
+        return cls(**data)
+
     def save(self, path: Path) -> None:
         """Write it beside ``path`` and move it into place: a reader, or a stop in the middle,
         never sees half a checkpoint."""
         path.parent.mkdir(parents=True, exist_ok=True)
         part = path.with_name(f".{path.name}.part")
-        data = {**self.__dict__, "history": [asdict(r) for r in self.history]}
-        torch.save(data, part)
+        torch.save(self.to_state(), part)
         os.replace(part, path)
 
     @classmethod
     def load(cls, path: Path) -> Checkpoint:
         """Read one back; tensors and plain values only (``weights_only``: no code runs)."""
-        data: dict[str, Any] = torch.load(path, weights_only=True)
-        data["history"] = [EpochRecord.from_attr(r) for r in data["history"]]
-        data["curve"] = [tuple(p) for p in data["curve"]]
-        return cls(**data)
+        return cls.from_state(torch.load(path, weights_only=True))

@@ -137,7 +137,7 @@ def fit(
     keep: Callable[[Checkpoint], None] | None = None,
 ) -> TrainResult:
     """Train for ``cfg.epochs``; ``on_epoch`` sees each record and returns True to stop early.
-    ``keep`` gets a checkpoint at the end of every epoch (before ``on_epoch``); ``resume``
+    ``keep`` gets a checkpoint at the end of every epoch (after ``on_epoch``); ``resume``
     goes on from one, after its epoch, exactly as the run that wrote it would have."""
     start = time.perf_counter()
     cuda = data.device.type == "cuda"
@@ -207,18 +207,11 @@ def fit(
             seen,
         )
         result.history.append(record)
-        if keep is not None:
-            params, state, steps = opt.snapshot()
-            cuda_rng = torch.cuda.get_rng_state(data.device) if cuda else None
-            keep(
-                Checkpoint(
-                    *(epoch, params, state, steps, torch.get_rng_state(), generator.get_state()),
-                    *(cuda_rng, list(result.history), list(result.curve), seen),
-                )
-            )
         if on_epoch is not None and on_epoch(record):
             result.outcome = "stopped"
             break
+        if keep is not None:
+            keep(_checkpoint(epoch, opt, generator, result, seen, data.device))
     if isinstance(step, graphs.GraphedStep):
         result.graph_fallback = step.fallback_reason
         result.step = "fused+graph" if step.captured else "fused"
@@ -226,3 +219,27 @@ def fit(
         result.peak_gpu_mib = torch.cuda.max_memory_allocated(data.device) / 2**20
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _checkpoint(
+    epoch: int,
+    opt: FlatOptimizer,
+    generator: torch.Generator,
+    result: TrainResult,
+    seen: int,
+    device: torch.device,
+) -> Checkpoint:
+    """Everything a run needs to go on after ``epoch`` exactly as it would have."""
+    params, state, steps = opt.snapshot()
+    return Checkpoint(
+        epoch=epoch,
+        params=params,
+        state=state,
+        steps=steps,
+        rng=torch.get_rng_state(),
+        batch_rng=generator.get_state(),
+        cuda_rng=torch.cuda.get_rng_state(device) if device.type == "cuda" else None,
+        history=list(result.history),
+        curve=list(result.curve),
+        seen=seen,
+    )

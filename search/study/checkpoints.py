@@ -1,42 +1,65 @@
-"""Checkpoints of running trials: kept every epoch, found again when an interrupted point reruns.
+"""Trial folders and checkpoints: kept every epoch, found again when an interrupted point reruns.
 
-A running trial keeps its latest checkpoint (search.engine.checkpoint) in the artifact folder,
-``checkpoints/STUDY/trial-N.pt``, replaced at the end of every epoch, and records the epoch on
-the trial (user attribute ``checkpoint``). A trial stopped by Ctrl-C, SIGTERM (SLURM's and
-Kubernetes' preemption) or a dead worker is failed "interrupted"; when its point runs again (a
-grid queues it again; for a sampler ``requeue_interrupted`` queues its parameters), the rerun
-goes on from the checkpoint and records ``resumed_from`` (the trial and its epoch). A trial
-that ends, however it ends, has its checkpoints removed: the best trial's weights are kept as
-an artifact by the dashboard's publisher.
+Every trial gets a folder of its own, ``trials/STUDY-UID/trial-N`` in the artifact folder: the
+study's part is its name made safe for a path plus its uid, a random id drawn when the study
+was made, so that two studies never share a folder, whatever their names and databases. A
+task's ``ctx.checkpoint`` keeps ``checkpoint.pt`` there, replaced every epoch; it records the
+study's uid and the trial's number, and the trial records the file and epoch
+(``search.study.records``). A trial stopped by Ctrl-C, SIGTERM (SLURM's and Kubernetes'
+preemption) or a dead worker is failed "interrupted"; when its point runs again (a grid queues
+it again; for a sampler ``requeue_interrupted`` queues its parameters), the rerun goes on from
+the checkpoint and records ``resumed_from``. A checkpoint of another study or trial is
+refused. A trial that ends, however it ends, has its checkpoint removed; the best trial's
+weights become a dashboard artifact first.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import re
+import uuid
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
+from search.study import records
 from search.study.failures import interrupted
+from search.study.internals import trial_id
 from search.study.locks import study_lock
 from search.study.queries import rdb
+from search.task import WEIGHTS_FILE
 
-ATTR = "checkpoint"  # {"file": name in the study's folder, "epoch": the last epoch kept}
-RESUME_OF = "resume_of"  # on a sampler's requeued trial: the interrupted trial's number
-RESUMED_FROM = "resumed_from"  # on a resumed trial: {"trial": number, "epoch": epoch}
-
-
-def folder_for(artifact_dir: Path, study_name: str) -> Path:
-    """The study's checkpoint folder; its name is the study's, made safe for a path."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", study_name).lstrip(".").replace("..", "_")
-    return artifact_dir / "checkpoints" / (safe or "study")
+UID = "uid"  # the study's user attribute: its random id, for its folder
+CHECKPOINT_FILE = "checkpoint.pt"
+NAME_CHARS = 40  # of the study's name in its folder's name
 
 
-def file_for(trial_number: int) -> str:
-    return f"trial-{trial_number}.pt"
+def new_uid() -> str:
+    return uuid.uuid4().hex[:12]
+
+
+def study_uid(study: optuna.Study) -> str:
+    """The study's uid; a study made before uids has its name's hash instead."""
+    return study.user_attrs.get(UID) or hashlib.sha1(study.study_name.encode()).hexdigest()[:12]
+
+
+def study_folder(artifact_dir: Path, study: optuna.Study) -> Path:
+    """The study's folder of trial folders."""
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", study.study_name).strip("._")[:NAME_CHARS]
+    return artifact_dir / "trials" / f"{safe or 'study'}-{study_uid(study)}"
+
+
+def trial_folder(artifact_dir: Path, study: optuna.Study, number: int) -> Path:
+    return study_folder(artifact_dir, study) / f"trial-{number}"
+
+
+def owner(study: optuna.Study, number: int) -> dict[str, Any]:
+    """What a checkpoint records of whose it is."""
+    return {"study": study_uid(study), "trial": number}
 
 
 @dataclass(frozen=True)
@@ -46,21 +69,22 @@ class Resume:
     path: Path
 
 
-def resumable(trial: optuna.Trial, folder: Path) -> Resume | None:
+def resumable(study: optuna.Study, trial: optuna.Trial, artifact_dir: Path) -> Resume | None:
     """The checkpoint this trial goes on from: that of the latest interrupted trial of its
     point (a grid's ``point``, or a requeued trial's ``resume_of``) whose file is there."""
     attrs = trial.user_attrs
-    if RESUME_OF in attrs:
-        same = lambda t: t.number == attrs[RESUME_OF]  # noqa: E731
-    elif "point" in attrs:
-        same = lambda t: t.user_attrs.get("point") == attrs["point"]  # noqa: E731
+    if records.RESUME_OF in attrs:
+        same = lambda t: t.number == attrs[records.RESUME_OF]  # noqa: E731
+    elif records.POINT in attrs:
+        same = lambda t: records.point_of(t) == attrs[records.POINT]  # noqa: E731
     else:
         return None
-    failed = trial.study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
+    kept = records.rows(study, (records.CHECKPOINT,))
     for t in sorted((t for t in failed if same(t) and interrupted(t)), key=lambda t: -t.number):
-        kept = t.user_attrs.get(ATTR)
-        if kept and (folder / kept["file"]).exists():
-            return Resume(t.number, int(kept["epoch"]), folder / kept["file"])
+        found = kept.get(trial_id(t), {}).get(records.CHECKPOINT)
+        if found and (artifact_dir / found[-1]["file"]).exists():
+            return Resume(t.number, int(found[-1]["epoch"]), artifact_dir / found[-1]["file"])
     return None
 
 
@@ -68,6 +92,14 @@ def discard(*paths: Path) -> None:
     for path in paths:
         with contextlib.suppress(OSError):
             path.unlink(missing_ok=True)
+
+
+def clear(folder: Path) -> None:
+    """Remove the service's files from a trial's folder, and the folder if nothing is left
+    (a task may keep files of its own there)."""
+    discard(folder / CHECKPOINT_FILE, folder / WEIGHTS_FILE)
+    with contextlib.suppress(OSError):
+        folder.rmdir()
 
 
 def requeue_interrupted(study: optuna.Study) -> int:
@@ -78,11 +110,11 @@ def requeue_interrupted(study: optuna.Study) -> int:
         return 0
     with study_lock(rdb(study), study.study_name):
         trials = study.get_trials(deepcopy=False)
-        done = {t.user_attrs.get(RESUME_OF) for t in trials}
-        done |= {t.user_attrs.get("kept_from_trial") for t in trials}  # finished all the same
+        done = {t.user_attrs.get(records.RESUME_OF) for t in trials}
+        done |= {t.user_attrs.get(records.KEPT_FROM) for t in trials}  # finished all the same
         todo: list[FrozenTrial] = [
             t for t in trials if interrupted(t) and t.params and t.number not in done
         ]
         for t in todo:
-            study.enqueue_trial(t.params, user_attrs={RESUME_OF: t.number})
+            study.enqueue_trial(t.params, user_attrs={records.RESUME_OF: t.number})
     return len(todo)

@@ -5,7 +5,7 @@ at a time, and a worker claims one with the storage's WAITING -> RUNNING update,
 succeeds for one claimant only. A sampler's trial is claimed by ``ask``. Ctrl-C is held back
 while a claim is half made, so a trial is never left claimed without an owner.
 
-Every claim is recorded on its trial under a key of its own (``claim:...``: the worker, when,
+Every claim is recorded in the trial's records (``search.study.records``: the worker, when,
 and the sampler it ran with), so each execution of a trial can be counted after the fact, and
 a point run twice shows as two claims.
 """
@@ -16,17 +16,16 @@ import contextlib
 import datetime
 import signal
 import threading
-import uuid
 import warnings
 from collections import Counter
 from collections.abc import Iterator
-from typing import Any
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.trial import FrozenTrial, TrialState
+from optuna.trial import TrialState
 
 from search.errors import Terminated
+from search.study import records
 from search.study.identity import worker_identity
 from search.study.internals import storage_of, trial_id
 from search.study.locks import claim_lock, study_lock
@@ -36,39 +35,27 @@ from search.study.space import Space, point_key
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 PENDING = (TrialState.WAITING, TrialState.RUNNING)
 QUEUE_WINDOW = 64  # grid points waiting in the queue at a time (see enqueue_missing)
-CLAIM_PREFIX = "claim:"
 STOPS = (signal.SIGINT, signal.SIGTERM)  # how a user, docker, Kubernetes or SLURM stop a run
-
-
-def trial_point(t: FrozenTrial) -> str | None:
-    return t.user_attrs.get("point")
-
-
-def claims_of(t: FrozenTrial) -> list[dict[str, Any]]:
-    """Every claim of the trial, oldest first: one per execution."""
-    records = [v for k, v in t.user_attrs.items() if k.startswith(CLAIM_PREFIX)]
-    return sorted(records, key=lambda r: r["at"])
 
 
 def _record_claim(study: optuna.Study, row: int) -> None:
     """The trial's owner (for recovery) and a claim record of its own (for counting)."""
     me = worker_identity()
-    storage = storage_of(study)
     # Killed right before this, the trial has no owner: fail_orphaned_trials allows for it.
-    storage.set_trial_user_attr(row, "worker", me)
-    record = {
+    storage_of(study).set_trial_user_attr(row, records.WORKER, me)
+    claim = {
         **me,
         "at": datetime.datetime.now(datetime.UTC).isoformat(),
         "sampler": type(study.sampler).__name__,
     }
-    storage.set_trial_user_attr(row, f"{CLAIM_PREFIX}{uuid.uuid4().hex[:12]}", record)
+    records.add(study, row, records.CLAIM, claim)
 
 
 def grid_status(study: optuna.Study, space: Space) -> dict[str, Counter]:
     """Per grid point, how many of its trials are in each state."""
     status: dict[str, Counter] = {point_key(p): Counter() for p in space.points}
     for t in study.get_trials(deepcopy=False):
-        key = trial_point(t)
+        key = records.point_of(t)
         if key in status:
             status[key][t.state] += 1
     return status
@@ -94,7 +81,7 @@ def enqueue_missing(
             counts = status[point_key(point)]
             if any(counts[s] for s in DONE + PENDING) or counts[TrialState.FAIL] > max_retries:
                 continue
-            study.enqueue_trial(point, user_attrs={"point": point_key(point)})
+            study.enqueue_trial(point, user_attrs={records.POINT: point_key(point)})
             added += 1
             waiting += 1
     return added
@@ -127,7 +114,7 @@ def fail_interrupted(study: optuna.Study, trial: optuna.Trial) -> None:
     if threading.current_thread() is threading.main_thread():
         for s in STOPS:  # the process is on its way out
             signal.signal(s, signal.SIG_IGN)
-    trial.set_user_attr("fail_reason", "interrupted")
+    trial.set_user_attr(records.FAIL_REASON, "interrupted")
     study.tell(trial, state=TrialState.FAIL)
 
 

@@ -13,6 +13,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import SearchError
+from search.study import records
 from search.study.queries import trial_ids
 
 REPEATS = 3  # consecutive failures with one reason that stop a study
@@ -25,7 +26,7 @@ class RepeatedFailure(SearchError):
 
 
 def reason_of(t: FrozenTrial) -> str:
-    return t.user_attrs.get("fail_reason") or "no reason recorded"
+    return records.fail_reason(t)
 
 
 def interrupted(t: FrozenTrial) -> bool:

@@ -1,139 +1,146 @@
-"""Objective stage: one Optuna trial = one training run, with everything recorded on the trial.
+"""Objective stage: one Optuna trial = one call of the task's ``train``, everything recorded.
 
-The objective asks the space for a point (the only Optuna-facing step), trains it, reports the
-validation accuracy every epoch so pruners can act, and stores the run's history as trial user
-attributes, so that every chart can be redrawn from the database alone.
+The objective asks the space for a point (the only Optuna-facing step), gives the task a
+``Context`` whose recorder (``TrialRecorder``) keeps every reported epoch, tells the pruner,
+and keeps checkpoints in the trial's folder; then it checks what ``train`` returned and turns
+the study's objective metrics into the trial's values.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import asdict, dataclass
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import optuna
+import torch
 from optuna.trial import TrialState
 
-from search.engine.checkpoint import Checkpoint
-from search.engine.config import ModelConfig, TrainConfig
-from search.engine.data import Splits
-from search.engine.history import EpochRecord
-from search.engine.train import TrainResult, fit, warm_up
 from search.errors import raise_if_stopped
-from search.study import checkpoints
+from search.study import checkpoints, records
+from search.study.recorder import TrialRecorder
 from search.study.runner import Outcome
-from search.study.settings import OBJECTIVES
 from search.study.space import Space
-from search.study.vocabulary import to_configs
+from search.task import Context, Pruned, as_number, seed_all
+from search.tasks.loading import Task
+
+
+class TaskError(Exception):
+    """A task broke the contract (what train returned, a metric it never gave)."""
 
 
 @dataclass(frozen=True)
 class ObjectiveConfig:
+    objectives: tuple[tuple[str, str], ...]  # (metric, direction), the first one pruned on
     seed: int = 1
     max_epochs: int | None = None  # caps every trial's epochs
-    objectives: tuple[str, ...] = ("accuracy",)
-    judge: str = "last"  # which epoch's validation accuracy is the objective (history.JUDGES)
+    train_limit: int | None = None
+    data_dir: str = "data"
+    device: str = "cpu"
+    precision: str = "fp32"
+    settings: Mapping[str, Any] = field(default_factory=dict)  # the study's, for the task
 
     @property
-    def directions(self) -> list[str]:
-        return [OBJECTIVES[name] for name in self.objectives]
+    def single(self) -> bool:
+        """Optuna prunes single-objective studies only."""
+        return len(self.objectives) == 1
+
+
+def trial_epochs(params: Mapping[str, Any], max_epochs: int | None) -> int:
+    """A trial's epoch budget: its ``epochs`` parameter (the study's ``--epochs`` fixes it),
+    else 1, capped by ``--max-epochs``."""
+    epochs = int(params.get("epochs", 1))
+    return epochs if max_epochs is None else min(epochs, max_epochs)
+
+
+def returned_metrics(value: Any, seconds: float) -> dict[str, float]:
+    """What ``train`` returned, as numbers; ``seconds`` (the call's wall time) unless given."""
+    if not isinstance(value, Mapping):
+        raise TaskError(
+            f"train returned {type(value).__name__} {value!r:.60}; expected a dict of metrics, "
+            "e.g. {'val_acc': 0.97}"
+        )
+    metrics = {str(k): as_number(f"train returned {k}", v) for k, v in value.items()}
+    return {"seconds": round(seconds, 3), **metrics}
 
 
 class Objective:
     def __init__(
         self,
+        task: Task,
         space: Space,
-        data: Splits,
+        data: Any,
         cfg: ObjectiveConfig,
+        artifact_dir: Path,
         log: Callable[[str], None] | None = None,
-        after_fit: Callable[[optuna.Trial, TrainResult], None] | None = None,
-        checkpoints: Path | None = None,
     ) -> None:
-        """``after_fit`` sees each finished run (with its model), e.g. to upload artifacts;
-        ``checkpoints``: the study's checkpoint folder (search.study.checkpoints), or None."""
-        self.space, self.data, self.cfg, self.log = space, data, cfg, log
-        self.after_fit, self.checkpoints = after_fit, checkpoints
+        """``data``: what the task's load_data returned in this process; ``artifact_dir``:
+        where the trials' folders are (search.study.checkpoints)."""
+        self.task, self.space, self.data, self.cfg = task, space, data, cfg
+        self.artifact_dir, self.log = artifact_dir, log
 
     def __call__(self, trial: optuna.Trial) -> Outcome:
         params = self.space.suggest(trial)
-        model_cfg, train_cfg = to_configs(params, self.cfg.seed, self.cfg.max_epochs)
-        trial.set_user_attr("config", {"model": asdict(model_cfg), "train": asdict(train_cfg)})
-        # What ran, caps included, for every display: the params keep the space's values.
-        trial.set_user_attr("epochs", train_cfg.epochs)
-        trial.set_user_attr("train_images", len(self.data.train_x))
-        single = len(self.cfg.objectives) == 1  # Optuna prunes single-objective studies only
-
-        def on_epoch(rec: EpochRecord) -> bool:
-            raise_if_stopped()  # a stop signal Python swallowed stops the trial here
-            if single:
-                trial.report(rec.val_acc, rec.epoch)
-            if self.log:
-                self.log(
-                    f"  trial {trial.number} epoch {rec.epoch}: train loss "
-                    f"{rec.train_loss:.4f}  val {rec.val_acc:.2%}  test {rec.test_acc:.2%}"
-                    f"  {rec.seconds:.1f} s"
-                )
-            # After the last epoch the run is over: pruning it would save nothing.
-            return single and rec.epoch < train_cfg.epochs and trial.should_prune()
-
-        warm_up(model_cfg, train_cfg, self.data)  # so "seconds" times this run's training only
-        result = self._fit(trial, model_cfg, train_cfg, on_epoch)
-        attrs = {**result.to_attrs(self.cfg.judge), "device": str(self.data.device)}
-        for key, value in attrs.items():
-            trial.set_user_attr(key, value)
-        if self.after_fit is not None:
-            self.after_fit(trial, result)
-        if result.outcome == "diverged":
-            epoch = len(result.history) + 1
-            return Outcome(
-                TrialState.PRUNED, None, f"diverged: non-finite training loss in epoch {epoch}"
-            )
-        if result.outcome == "stopped":
-            return Outcome(
-                TrialState.PRUNED, None, f"pruned after epoch {result.history[-1].epoch}"
-            )
-        judged = result.judged(self.cfg.judge)
-        assert judged is not None  # a completed run has at least one epoch
-        measured = {
-            "accuracy": judged.val_acc,
-            "seconds": result.seconds,
-            "params": float(result.n_params),
-        }
-        return Outcome(TrialState.COMPLETE, [measured[name] for name in self.cfg.objectives])
-
-    def _fit(
-        self,
-        trial: optuna.Trial,
-        model_cfg: ModelConfig,
-        train_cfg: TrainConfig,
-        on_epoch: Callable[[EpochRecord], bool],
-    ) -> TrainResult:
-        """The run, from the checkpoint of the trial's interrupted point where there is one,
-        keeping its own every epoch; they are removed once it ends, unless a stop ends it."""
-        folder = self.checkpoints
-        if folder is None:
-            return fit(model_cfg, train_cfg, self.data, on_epoch)
-        mine = folder / checkpoints.file_for(trial.number)
-        source = checkpoints.resumable(trial, folder)
-        resume = None
-        if source is not None:
-            resume = Checkpoint.load(source.path)
-            trial.set_user_attr(
-                checkpoints.RESUMED_FROM, {"trial": source.trial, "epoch": source.epoch}
-            )
-            for rec in resume.history if len(self.cfg.objectives) == 1 else ():
-                trial.report(rec.val_acc, rec.epoch)  # for the pruner: epochs it did not see
-
-        def keep(checkpoint: Checkpoint) -> None:
-            checkpoint.save(mine)
-            trial.set_user_attr(checkpoints.ATTR, {"file": mine.name, "epoch": checkpoint.epoch})
-
+        epochs = trial_epochs(params, self.cfg.max_epochs)
+        trial.set_user_attr(records.EPOCHS, epochs)
+        folder = checkpoints.trial_folder(self.artifact_dir, trial.study, trial.number)
+        recorder = TrialRecorder(
+            trial, self.cfg.objectives[0][0] if self.cfg.single else None, epochs, folder,
+            self.artifact_dir, self.log,
+        )  # fmt: skip
+        folder.mkdir(parents=True, exist_ok=True)  # the task may write its own files there
+        ctx = self._context(epochs, folder, recorder)
+        seed_all(self.cfg.seed)  # the task's draws from the global generators repeat
+        start = time.perf_counter()
         try:
-            result = fit(model_cfg, train_cfg, self.data, on_epoch, resume, keep)
-        except KeyboardInterrupt:  # a stop: the point reruns from here
+            returned = self.task.train(dict(params), ctx)
+        except Pruned as stop:
+            recorder.finish(time.perf_counter() - start, recorder.last_metrics())
+            return Outcome(TrialState.PRUNED, None, str(stop))
+        except KeyboardInterrupt:  # a stop: the point reruns from its checkpoint
             raise
         except BaseException:
-            checkpoints.discard(mine)
+            checkpoints.clear(folder)
             raise
-        checkpoints.discard(mine, *([source.path] if source else []))
-        return result
+        raise_if_stopped()
+        metrics = returned_metrics(returned, time.perf_counter() - start)
+        recorder.finish(metrics["seconds"], metrics)
+        values = self._values(metrics, recorder)
+        bad = next((m for (m, _), v in zip(self.cfg.objectives, values, strict=True)
+                    if not math.isfinite(v)), None)  # fmt: skip
+        if bad is not None:
+            return Outcome(
+                TrialState.PRUNED, None, f"diverged: train returned {bad} = {metrics[bad]}"
+            )
+        return Outcome(TrialState.COMPLETE, values)
+
+    def _context(self, epochs: int, folder: Path, recorder: TrialRecorder) -> Context:
+        cfg = self.cfg
+        return Context(
+            seed=cfg.seed,
+            device=torch.device(cfg.device),
+            data_dir=Path(cfg.data_dir),
+            train_limit=cfg.train_limit,
+            settings=cfg.settings,
+            data=self.data,
+            epochs=epochs,
+            trial_dir=folder,
+            precision=cfg.precision,
+            recorder=recorder,
+        )
+
+    def _values(self, metrics: dict[str, float], recorder: TrialRecorder) -> list[float]:
+        values = []
+        for metric, _ in self.cfg.objectives:
+            if metric not in metrics:
+                reported = sorted({k for row in recorder.history for k in row} - {"epoch"})
+                raise TaskError(
+                    f"the objective's metric {metric!r} is not among the metrics train "
+                    f"returned ({', '.join(sorted(metrics))}); it reported "
+                    f"{', '.join(reported) or 'none'}"
+                )
+            values.append(metrics[metric])
+        return values

@@ -12,46 +12,54 @@ from __future__ import annotations
 
 import tomllib
 import warnings
+from dataclasses import dataclass
 from typing import Any
 
 import optuna
 from optuna.distributions import check_distribution_compatibility
 
 from search.errors import UsageError
+from search.study.budget import RunnerConfig
+from search.study.checkpoints import UID, new_uid
+from search.study.locks import study_lock
+from search.study.queries import rdb
 from search.study.recovery import fail_orphaned_trials, fail_stale_trials
-from search.study.runner import RunnerConfig
-from search.study.settings import (
-    METRIC_NAMES,
-    OBJECTIVES,
-    StudySettings,
-    stored_space,
-    versions,
-)
+from search.study.settings import StudySettings, stored_space, versions
 from search.study.space import Space
 from search.study.storage import open_storage
+
+TASK_HASH = "task_hash"  # sha256 of the task's source, as the study last ran it
+TASK_CHANGES = "task_changes"  # each accepted change: from which trial, old and new hashes
 
 SHOWN_CHARS = 40  # of each old and new value in a message
 
 
-def open_study(
-    storage_url: str,
-    name: str | None,
-    settings: StudySettings,
-    space: Space,
-    budget: RunnerConfig,
-    command: str,
-    allow_space_change: bool = False,
-) -> optuna.Study:
-    """Create the study, or load it and check that it was made with the same settings and
-    space. The budget is recorded on every run (a rerun may raise it), so that workers joining
-    from elsewhere stop where this command would."""
+@dataclass(frozen=True)
+class StudyPlan:
+    """What a command asks of a study: made with these, or resumed only with the same."""
+
+    name: str | None  # None: the settings' default name
+    settings: StudySettings
+    space: Space
+    budget: RunnerConfig
+    command: str  # as run, passwords hidden
+    task_hash: str = ""  # sha256 of the task's source; "" for the built-in MLP
+    allow_space_change: bool = False
+    allow_task_change: bool = False
+
+
+def open_study(storage_url: str, plan: StudyPlan) -> optuna.Study:
+    """Create the study, or load it and check that it was made with the same settings, space
+    and task source. The budget is recorded on every run (a rerun may raise it), so that
+    workers joining from elsewhere stop where this command would."""
     storage = open_storage(storage_url)
-    name = name or settings.default_name()
+    settings, space = plan.settings, plan.space
+    name = plan.name or settings.default_name()
     sampler, pruner = settings.search(space)
     study = optuna.create_study(
         storage=storage,
         study_name=name,
-        directions=[OBJECTIVES[o] for o in settings.objectives],
+        directions=[direction for _, direction in settings.objective_metrics()],
         load_if_exists=True,
         sampler=sampler,
         pruner=pruner,
@@ -60,18 +68,45 @@ def open_study(
     if stored is None:
         study.set_user_attr("settings", settings.to_attr())
         study.set_user_attr("space_toml", space.source)
-        study.set_user_attr("command", command)
+        study.set_user_attr("command", plan.command)
         study.set_user_attr("versions", versions())
+        study.set_user_attr(TASK_HASH, plan.task_hash)
         with warnings.catch_warnings():  # set_metric_names is flagged experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            study.set_metric_names([METRIC_NAMES[o] for o in settings.objectives])
+            study.set_metric_names([metric for metric, _ in settings.objective_metrics()])
     else:
         _check_settings(name, StudySettings.from_attr(stored).to_attr(), settings.to_attr())
-        _check_space(study, space, allow_space_change)
-    study.set_user_attr("budget", {"n_trials": budget.n_trials, "timeout": budget.timeout})
+        _check_space(study, space, plan.allow_space_change)
+        check_task_source(study, plan.task_hash, plan.allow_task_change, "--allow-task-change")
+    if UID not in study.user_attrs:  # studies made before uids get one when resumed
+        with study_lock(rdb(study), study.study_name):
+            if UID not in optuna.load_study(study_name=name, storage=storage).user_attrs:
+                study.set_user_attr(UID, new_uid())
+    study.set_user_attr(
+        "budget", {"n_trials": plan.budget.n_trials, "timeout": plan.budget.timeout}
+    )
     fail_orphaned_trials(storage, study)
     fail_stale_trials(study)
     return study
+
+
+def check_task_source(study: optuna.Study, given: str, allow: bool, flag: str) -> None:
+    """Refuse a task whose source differs from the one the study was made with, unless
+    ``allow``: then the change is recorded with the study (from which trial on)."""
+    stored = study.user_attrs.get(TASK_HASH, "")
+    if stored == given:
+        return
+    if not allow:
+        raise UsageError(
+            f"study {study.study_name!r} was made with another version of its task (source "
+            f"hash {stored[:12] or 'none'}, now {given[:12] or 'none'}); run the task it was "
+            f"made with, choose another --study-name, or accept the change with {flag}"
+        )
+    changes = list(study.user_attrs.get(TASK_CHANGES, []))
+    first = len(study.get_trials(deepcopy=False))
+    changes.append({"from_trial": first, "old": stored, "new": given})
+    study.set_user_attr(TASK_CHANGES, changes)
+    study.set_user_attr(TASK_HASH, given)
 
 
 def _check_settings(name: str, stored: dict[str, Any], given: dict[str, Any]) -> None:

@@ -17,6 +17,7 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
+from search.study import records
 from search.study.identity import is_alive, is_local
 from search.study.internals import rdb, stale_trial_ids, trial_id
 
@@ -31,7 +32,7 @@ OWNERLESS_GRACE_S = 20  # a claim records its owner within milliseconds; allows 
 def _fail(storage: RDBStorage, trial_id: int, reason: str) -> bool:
     """Fail a running trial with a reason; False when another worker finished it first."""
     try:
-        storage.set_trial_user_attr(trial_id, "fail_reason", reason)
+        storage.set_trial_user_attr(trial_id, records.FAIL_REASON, reason)
         return storage.set_trial_state_values(trial_id, TrialState.FAIL)
     except UpdateFinishedTrialError:
         return False
@@ -49,7 +50,7 @@ def fail_orphaned_trials(
     failed = []
     now = now or datetime.datetime.now()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        owner = t.user_attrs.get("worker")
+        owner = records.owner_of(t)
         if owner is None:
             started = t.datetime_start or now
             if (now - started).total_seconds() < OWNERLESS_GRACE_S:

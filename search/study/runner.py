@@ -17,11 +17,11 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import SearchError, raise_if_stopped
+from search.study import records
+from search.study.budget import RunnerConfig, study_seconds
 from search.study.checkpoints import requeue_interrupted
 from search.study.claims import (
-    CLAIM_PREFIX,
     DONE,
-    QUEUE_WINDOW,
     ask,
     claim_waiting,
     enqueue_missing,
@@ -30,20 +30,13 @@ from search.study.claims import (
     held_sigint,
 )
 from search.study.failures import counted_trials, stop_if_repeated
+from search.study.identity import is_local
 from search.study.internals import trial_id
 from search.study.queries import rdb
 from search.study.recovery import GRACE_S, fail_orphaned_trials, fail_stale_trials, heartbeat
 from search.study.space import Space
 
 IDLE_POLL_S = 1.0  # an idle worker looks this often for a point to rerun while others run
-
-
-@dataclass(frozen=True)
-class RunnerConfig:
-    n_trials: int | None = None  # budget for the whole study, not for this process
-    timeout: float | None = None  # seconds of trial time for the whole study
-    max_retries: int = 2  # reruns of a grid point whose trial failed
-    queue_window: int | None = QUEUE_WINDOW  # grid points queued at a time; None: all
 
 
 @dataclass(frozen=True)
@@ -78,7 +71,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective) ->
         raise
     except Exception as e:
         with held_sigint():  # Ctrl-C now would leave the trial RUNNING: it waits for the tell
-            trial.set_user_attr("fail_reason", f"{type(e).__name__}: {e}")
+            trial.set_user_attr(records.FAIL_REASON, one_line(e))
             frozen = study.tell(trial, state=TrialState.FAIL)
         if isinstance(e, SearchError):
             raise
@@ -86,7 +79,7 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective) ->
     with held_sigint():
         try:
             if outcome.reason:
-                trial.set_user_attr("reason", outcome.reason)
+                trial.set_user_attr(records.REASON, outcome.reason)
             return study.tell(trial, outcome.values, state=outcome.state)
         except (UpdateFinishedTrialError, ValueError):  # failed meanwhile, as stale
             return _keep(study, trial, outcome)
@@ -99,10 +92,9 @@ def _keep(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> FrozenT
     if failed.state not in (TrialState.FAIL,):
         raise RuntimeError(f"trial {trial.number} is {failed.state.name}; cannot tell it")
     note = f"kept: finished after it was failed as stale (trial {failed.number})"
-    attrs = {k: v for k, v in failed.user_attrs.items() if not k.startswith(CLAIM_PREFIX)}
-    attrs = {**attrs, "reason": f"{outcome.reason}; {note}" if outcome.reason else note}
-    attrs.pop("fail_reason", None)
-    attrs["kept_from_trial"] = failed.number
+    attrs = {k: v for k, v in failed.user_attrs.items() if k != records.FAIL_REASON}
+    attrs[records.REASON] = f"{outcome.reason}; {note}" if outcome.reason else note
+    attrs[records.KEPT_FROM] = failed.number
     study.add_trial(
         optuna.trial.create_trial(
             state=outcome.state,
@@ -113,20 +105,19 @@ def _keep(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> FrozenT
             intermediate_values=failed.intermediate_values,
         )
     )
-    return next(
+    kept = next(
         t
         for t in study.get_trials(deepcopy=False)
-        if t.user_attrs.get("kept_from_trial") == failed.number
+        if t.user_attrs.get(records.KEPT_FROM) == failed.number
     )
+    records.copy(study, failed, kept, (records.EPOCH, records.CURVE, records.CONFIG, records.RUN))
+    return kept
 
 
-def study_seconds(study: optuna.Study) -> float:
-    """Trial time the study has used so far, over every process that worked on it."""
-    return sum(
-        (t.datetime_complete - t.datetime_start).total_seconds()
-        for t in study.get_trials(deepcopy=False, states=DONE + (TrialState.FAIL,))
-        if t.datetime_start and t.datetime_complete
-    )
+def one_line(e: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    text = str(e).strip()
+    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
 
 
 def planned(study: optuna.Study, space: Space, cfg: RunnerConfig) -> tuple[int, int]:
@@ -178,9 +169,11 @@ def run(
             if trial is None:
                 running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
                 if running:
-                    if say is not None and not waiting:
+                    # A local worker's last trial needs no word; one elsewhere may be dead.
+                    remote = [t for t in running if not is_local(records.owner_of(t) or {})]
+                    if say is not None and remote and not waiting:
                         say(
-                            f"waiting for {len(running)} trial(s) running elsewhere; a dead "
+                            f"waiting for {len(remote)} trial(s) running elsewhere; a dead "
                             "worker's trial is rerun once found (at once on this machine, "
                             f"within {GRACE_S} s elsewhere)"
                         )

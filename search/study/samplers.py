@@ -47,7 +47,9 @@ SAMPLERS: dict[str, Callable[[int], optuna.samplers.BaseSampler]] = {
         seed=seed, population_size=STARTUP["nsga2"]
     ),
 }
-MULTI_OBJECTIVE = ("nsga2", "tpe", "random")  # samplers that handle several objectives
+# Samplers that handle several objectives (CMA-ES does not); a grid runs its points and
+# records every objective, so its summary is a Pareto front too.
+MULTI_OBJECTIVE = ("nsga2", "tpe", "random", "gp", "qmc", "grid")
 # The packages each sampler needs beyond Optuna: the ``samplers`` extra of pyproject.toml.
 NEEDS = {"gp": "scipy", "qmc": "scipy", "cmaes": "cmaes"}
 # A pruner compares trials after their first fifth of the epochs at the earliest: with a

@@ -13,24 +13,24 @@ import shlex
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 
 import optuna
 
 from search.engine.datasets import DataConfig
 from search.engine.history import UNRECORDED_JUDGE
 from search.errors import SearchError, UsageError
-from search.study.runner import RunnerConfig
+from search.study.budget import RunnerConfig
 from search.study.samplers import make_pruner, make_sampler
 from search.study.space import Space
 from search.study.spacefile import design, load_space, parse_space
 from search.study.storage import display_url
+from search.tasks.loading import BUILT_IN, COMMAND_PREFIX, Task
+from search.tasks.mlp.vocabulary import OBJECTIVES as MLP_OBJECTIVES
 
 RECORDED_PACKAGES = ("torch", "torchvision", "optuna", "numpy", "numba", "search")
-# What each objective measures, and which way is better. accuracy: the validation accuracy of
-# the epoch a run is judged by; seconds: the whole training run; params: the model's size.
-OBJECTIVES = {"accuracy": "maximize", "seconds": "minimize", "params": "minimize"}
-# The names optuna-dashboard and the Optuna CLI show for them, instead of "Objective 0".
-METRIC_NAMES = {"accuracy": "val_accuracy", "seconds": "train_seconds", "params": "n_params"}
+DIRECTION_WORDS = {"max": "maximize", "maximize": "maximize", "min": "minimize",
+                   "minimize": "minimize"}  # fmt: skip
 
 
 def default_judge(sampler: str) -> str:
@@ -55,13 +55,25 @@ class StudySettings:
     # Added later: a study stored without them was run with these values.
     epochs: int | None = None  # every trial's epochs (--epochs); None: the space's own
     judge_epoch: str = UNRECORDED_JUDGE  # which epoch's validation accuracy is the objective
+    task: str = BUILT_IN  # what a trial trains (search.tasks.loading): mlp, a file, a module
+
+    @property
+    def built_in(self) -> bool:
+        return self.task == BUILT_IN
+
+    def objective_metrics(self) -> tuple[tuple[str, str], ...]:
+        """(metric, direction) of each objective: the MLP's names (accuracy, seconds,
+        params) as its metrics; a task's, as recorded (``metric:direction``)."""
+        if self.built_in:
+            return tuple(MLP_OBJECTIVES[name] for name in self.objectives)
+        return tuple(tuple(o.rsplit(":", 1)) for o in self.objectives)  # type: ignore[misc]
 
     @classmethod
     def from_attr(cls, stored: dict) -> StudySettings:
         return cls(**{**stored, "objectives": tuple(stored["objectives"])})
 
     def default_name(self) -> str:
-        parts = [self.dataset, self.space]
+        parts = [self.dataset if self.built_in else task_label(self.task), self.space]
         if self.sampler != "grid":
             parts.append(self.sampler)
         if len(self.objectives) > 1:
@@ -89,14 +101,55 @@ class StudySettings:
 
 
 def parse_objectives(text: str) -> tuple[str, ...]:
+    """The built-in MLP's ``--objectives``: accuracy, then optionally seconds or params."""
     names = tuple(n.strip() for n in text.split(",") if n.strip())
-    unknown = [n for n in names if n not in OBJECTIVES]
+    unknown = [n for n in names if n not in MLP_OBJECTIVES]
     if unknown or not names or names[0] != "accuracy" or len(set(names)) != len(names):
         raise UsageError(
             f"--objectives: expected accuracy, optionally followed by seconds or "
             f"params (e.g. accuracy,seconds), got {text!r}"
         )
     return names
+
+
+def parse_task_objectives(text: str) -> tuple[str, ...]:
+    """A task's ``--objectives``: ``metric:maximize`` (or max, minimize, min), comma-separated,
+    recorded as ``metric:direction``."""
+    out = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        metric, _, word = part.rpartition(":")
+        if not metric or word not in DIRECTION_WORDS:
+            raise UsageError(
+                f"--objectives: expected METRIC:maximize or METRIC:minimize, comma-separated "
+                f"(e.g. val_loss:minimize), got {text!r}"
+            )
+        out.append(f"{metric}:{DIRECTION_WORDS[word]}")
+    if not out or len({o.rpartition(":")[0] for o in out}) != len(out):
+        raise UsageError(f"--objectives: expected distinct metrics, got {text!r}")
+    return tuple(out)
+
+
+def task_label(ref: str) -> str:
+    """A task's short name for study names: a file's stem, a module's last part."""
+    if ref.startswith(COMMAND_PREFIX):
+        return "command"
+    target = ref.split(":", 1)[0]  # without an object's :name
+    stem = Path(target).stem if target.endswith(".py") else target.rpartition(".")[2]
+    return stem or "task"
+
+
+def check_task_space(task: Task, space: Space) -> None:
+    """A command task's placeholders must each be a parameter of its space."""
+    if not task.ref.startswith(COMMAND_PREFIX):
+        return
+    from search.tasks.command import placeholders
+
+    missing = sorted(placeholders(task.ref[len(COMMAND_PREFIX) :]) - set(space.params))
+    if missing:
+        raise UsageError(
+            f"--task {task.ref}: {{{missing[0]}}} is not a parameter of space {space.name!r} "
+            f"(it has {', '.join(space.params)}); add it to [params] or change the command"
+        )
 
 
 def shape_space(space: Space, settings: StudySettings, where: str) -> Space:
@@ -108,11 +161,24 @@ def shape_space(space: Space, settings: StudySettings, where: str) -> Space:
     return space.capped(settings.max_epochs)
 
 
-def choose_space(sampler: str, design_name: str | None, space_file: str | None) -> Space:
-    """The space a command means, as written: a file, a built-in design, or the default for
-    its sampler (the one-factor grid for ``grid``). ``shape_space`` fits it to the study."""
+def choose_space(
+    sampler: str, design_name: str | None, space_file: str | None, task: Task
+) -> Space:
+    """The space a command means, as written: a file, a built-in design, the task's own, or
+    for the MLP the default for its sampler (the one-factor grid for ``grid``).
+    ``shape_space`` fits it to the study."""
     if design_name and space_file:
         raise UsageError("--design and --space: give one or the other")
+    if not task.built_in:
+        if design_name:
+            raise UsageError(f"--design: the built-in MLP's grids; --task {task.ref} has its own")
+        path = space_file or task.space_file
+        if path is None:
+            raise UsageError(
+                f"--task {task.ref}: no space: give --space FILE.toml, put {task.name}.toml "
+                "beside the task file, or name one with SPACE = 'FILE.toml' in it"
+            )
+        return load_space(path, open_=True)
     if space_file:
         return load_space(space_file)
     return design(design_name or ("ofat" if sampler == "grid" else "default"))
@@ -157,11 +223,13 @@ def stored_space(study: optuna.Study) -> Space:
     text = study.user_attrs.get("space_toml")
     if not text:
         return Space("unknown", {})
-    space = parse_space(text, f"the space stored with study {study.study_name!r}")
     s = study.user_attrs.get("settings")
-    if not s:
+    settings = StudySettings.from_attr(s) if s else None
+    open_ = settings is not None and not settings.built_in
+    space = parse_space(text, f"the space stored with study {study.study_name!r}", open_=open_)
+    if settings is None:
         return space
-    return shape_space(space, StudySettings.from_attr(s), "the stored space")
+    return shape_space(space, settings, "the stored space")
 
 
 def stored_budget(study: optuna.Study) -> RunnerConfig:

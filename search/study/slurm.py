@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from search.errors import SearchError, UsageError
 
 STUDY_ENV = "SEARCH_STUDY"  # the study's name, for the tasks
+LOG_NAME = "slurm-%A_%a.out"  # each task's log: the job array's id and the task's
 SBATCH_TIMEOUT_S = 120  # sbatch gives up on an unreachable controller well before this
 # SLURM's time formats: minutes, MM:SS, HH:MM:SS, D-HH, D-HH:MM, D-HH:MM:SS.
 TIME_FORMAT = re.compile(r"\d+(:\d{1,2}){0,2}|\d+-\d{1,2}(:\d{1,2}){0,2}")
@@ -28,6 +29,8 @@ HEAD = """\
 # this in and submits it; by hand (the URL and the study come from the environment):
 #   export SEARCH_STORAGE=postgresql+psycopg://user@db-host/search   # password: PGPASSWORD
 #   SEARCH_STUDY=mnist-full sbatch --array=0-31%8 deploy/slurm/worker.sbatch
+# Each task's log is slurm-JOB_TASK.out in the folder sbatch ran in (search.submit puts them
+# beside the study's artifacts instead: sbatch --output=DIR/slurm-%A_%a.out, DIR made first).
 # Each task claims the study's trials until none is left, then exits 0; a task that starts
 # on a finished study exits 0 at once. A stopped task (the time limit, preemption, scancel)
 # marks its running trial FAIL "interrupted" and exits 143; another task or a later run
@@ -59,6 +62,9 @@ class SlurmJob:
     gpus_per_task: int = 0  # 0: no GPU requested (a cluster without GPUs refuses any)
     python: str = "python3"  # the interpreter whose environment holds the search package
     job_name: str = "search-worker"
+    # The folder of the tasks' logs (one slurm-JOB_TASK.out each; it must exist: SLURM makes no
+    # folders); empty: sbatch's default, the folder it was run in.
+    log_dir: str = ""
 
     def __post_init__(self) -> None:
         if not TIME_FORMAT.fullmatch(self.time):
@@ -74,6 +80,9 @@ class SlurmJob:
         """The sbatch options, as #SBATCH lines take them and as sbatch's command line gives
         them (where they beat any SBATCH_* variable a site sets)."""
         gpus = [f"--gpus-per-task={self.gpus_per_task}"] if self.gpus_per_task else []
+        # %A_%a: the array's id and the task's; stderr goes into the same file (no --error).
+        # A '%' in the folder's name is doubled, so that SLURM takes it as it is.
+        log = f"{self.log_dir.replace('%', '%%')}/{LOG_NAME}"
         return [
             f"--job-name={self.job_name}",
             f"--array={self.array}",
@@ -82,6 +91,7 @@ class SlurmJob:
             *gpus,
             f"--time={self.time}",
             "--export=ALL",
+            *([f"--output={log}"] if self.log_dir else []),
         ]
 
 

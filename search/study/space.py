@@ -21,7 +21,7 @@ from optuna.distributions import (
 )
 
 from search.errors import UsageError
-from search.study.vocabulary import BASELINE, CONDITIONS, applies
+from search.tasks.mlp.vocabulary import BASELINE, CONDITIONS, applies
 
 
 @dataclass(frozen=True)
@@ -63,6 +63,10 @@ class Space:
     source: str = ""  # the TOML text it was read from, stored with the study
     grid: str = ""  # how the points were made: "ofat", "product", or "" for no grid
     settings: dict[str, Any] = field(default_factory=dict)  # the file's [settings] table
+    # A user task's space names its own parameters: no vocabulary, no conditions, and a
+    # baseline only where its file gives one. False: the built-in MLP's vocabulary.
+    open: bool = False
+    objective: tuple[tuple[str, str], ...] = ()  # the file's [objective]: (metric, direction)
 
     @property
     def is_grid(self) -> bool:
@@ -80,7 +84,9 @@ class Space:
         never models, and importance never ranks, a value that changed nothing."""
         out: dict[str, Any] = {}
         dists = self.distributions()
-        conditional = set() if self.is_grid else {n for n in dists if n in CONDITIONS}
+        conditional = set()
+        if not self.is_grid and not self.open:
+            conditional = {n for n in dists if n in CONDITIONS}
         for name in [n for n in dists if n not in conditional] + sorted(conditional):
             d = dists[name]
             if name in conditional and not applies(name, out):
@@ -125,7 +131,7 @@ class Space:
         if warm is None:
             return
         longest = warm.value if isinstance(warm, Fixed) else _extreme(warm, max)
-        epochs = self.params.get("epochs", Fixed(self.baseline["epochs"]))
+        epochs = self.params.get("epochs", Fixed(self.baseline.get("epochs", 1)))
         shortest = epochs.value if isinstance(epochs, Fixed) else _extreme(epochs, min)
         if longest >= shortest:
             raise UsageError(
@@ -137,8 +143,8 @@ class Space:
         """The largest value of ``name`` a trial of this space can take (the baseline's when
         the space leaves it out)."""
         if self.points:
-            return max(point.get(name, self.baseline[name]) for point in self.points)
-        p = self.params.get(name, Fixed(self.baseline[name]))
+            return max(point.get(name, self.baseline.get(name, 1)) for point in self.points)
+        p = self.params.get(name, Fixed(self.baseline.get(name, 1)))
         return p.value if isinstance(p, Fixed) else _extreme(p, max)
 
     def horizon(self, max_epochs: int | None) -> int:

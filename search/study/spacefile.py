@@ -9,6 +9,7 @@ win over it.
 
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -17,11 +18,11 @@ from search.engine.datasets import DATASETS
 from search.engine.history import JUDGES
 from search.errors import UsageError
 from search.study.space import Choice, Fixed, Param, Range, Space, grid_points
-from search.study.vocabulary import BASELINE, NUMBERS, VOCABULARY, check_value
+from search.tasks.mlp.vocabulary import BASELINE, NUMBERS, VOCABULARY, check_value
 
 SPACES_DIR = Path(__file__).resolve().parent.parent / "spaces"  # search/spaces/*.toml
 DESIGNS = ("ofat", "full")
-TOP_LEVEL = ("name", "description", "grid", "baseline", "params", "settings")
+TOP_LEVEL = ("name", "description", "grid", "baseline", "params", "settings", "objective")
 # The [settings] a file may carry, each with a check and what it expects.
 FILE_SETTINGS: dict[str, tuple[Any, str]] = {
     "dataset": (lambda v: v in DATASETS, f"one of {', '.join(DATASETS)}"),
@@ -36,12 +37,21 @@ def _whole(v: Any) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _param(where: str, name: str, raw: Any) -> Param:
+def _open_value(where: str, name: str, value: Any) -> None:
+    """A value of a user task's parameter: text, a truth value or a finite number."""
+    if not isinstance(value, str | bool | int | float):
+        raise UsageError(f"{where}: expected a number, text or true/false, got {value!r}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise UsageError(f"{where}: expected a finite number, got {value!r}")
+
+
+def _param(where: str, name: str, raw: Any, open_: bool) -> Param:
+    check = _open_value if open_ else check_value
     if isinstance(raw, list):
         if not raw:
             raise UsageError(f"{where}: empty choice list; give at least one value")
         for v in raw:
-            check_value(where, name, v)
+            check(where, name, v)
         return Choice(tuple(raw))
     if isinstance(raw, dict):
         unknown = set(raw) - {"low", "high", "log"}
@@ -51,28 +61,31 @@ def _param(where: str, name: str, raw: Any) -> Param:
                 f"got keys {', '.join(sorted(raw))}"
             )
         low, high, log = raw["low"], raw["high"], bool(raw.get("log", False))
-        check_value(f"{where}.low", name, low)
-        check_value(f"{where}.high", name, high)
+        for end, value in (("low", low), ("high", high)):
+            check(f"{where}.{end}", name, value)
+            if isinstance(value, str | bool):
+                raise UsageError(f"{where}.{end}: a range needs numbers, got {value!r}")
         if low > high:
             raise UsageError(f"{where}: low {low} is above high {high}")
         if log and low <= 0:
             raise UsageError(f"{where}: a log range needs low > 0, got {low}")
-        integer = isinstance(low, int) and isinstance(high, int) and NUMBERS[name][2] is int
-        return Range(low, high, log, integer)
-    check_value(where, name, raw)
+        integer = isinstance(low, int) and isinstance(high, int)
+        return Range(low, high, log, integer and (open_ or NUMBERS[name][2] is int))
+    check(where, name, raw)
     return Fixed(raw)
 
 
-def load_space(path: str | Path) -> Space:
-    """Read and check a space file; every problem is one ``UsageError`` naming the key."""
+def load_space(path: str | Path, open_: bool = False) -> Space:
+    """Read and check a space file; every problem is one ``UsageError`` naming the key.
+    ``open_``: a user task's space, whose names are its own (``Space.open``)."""
     try:
         text = Path(path).read_text()
     except OSError as e:
         raise UsageError(f"--space {path}: cannot read the file ({e.strerror})") from None
-    return parse_space(text, f"--space {path}", Path(path).stem)
+    return parse_space(text, f"--space {path}", Path(path).stem, open_)
 
 
-def parse_space(text: str, where: str, default_name: str = "space") -> Space:
+def parse_space(text: str, where: str, default_name: str = "space", open_: bool = False) -> Space:
     """Check a space's TOML text; ``where`` starts every error message."""
     try:
         raw = tomllib.loads(text)
@@ -88,12 +101,21 @@ def parse_space(text: str, where: str, default_name: str = "space") -> Space:
         raise UsageError(f"{where}: needs a [params] table with at least one name")
     params = {}
     for name, value in raw["params"].items():
-        _known(where, "params", name)
-        params[name] = _param(f"{where}: params.{name}", name, value)
+        if not open_:
+            _known(where, "params", name)
+        params[name] = _param(f"{where}: params.{name}", name, value, open_)
     for name, value in _table(where, raw, "baseline").items():
+        if open_:
+            _open_value(f"{where}: baseline.{name}", name, value)
+            continue
         _known(where, "baseline", name)
         check_value(f"{where}: baseline.{name}", name, value)
-    baseline = {**BASELINE, **raw.get("baseline", {})}
+    if not open_ and "lr" in params and "lr_factor" in params:
+        raise UsageError(
+            f"{where}: params.lr and params.lr_factor: give one; lr_factor scales the "
+            "optimizer's usual rate, and lr would override it"
+        )
+    baseline = {**({} if open_ else BASELINE), **raw.get("baseline", {})}
     grid = raw.get("grid")
     if grid not in (None, "product", "ofat"):
         raise UsageError(f"{where}: grid: expected 'product' or 'ofat', got {grid!r}")
@@ -106,9 +128,37 @@ def parse_space(text: str, where: str, default_name: str = "space") -> Space:
         text,
         grid or "",
         _settings(where, _table(where, raw, "settings")),
+        open_,
+        _objective(where, raw.get("objective"), open_),
     )
     space.check_warmup(where)
     return space
+
+
+def _objective(where: str, raw: Any, open_: bool) -> tuple[tuple[str, str], ...]:
+    """``[objective]`` (metric and direction), or ``[[objective]]`` for several."""
+    if raw is None:
+        return ()
+    if not open_:
+        raise UsageError(
+            f"{where}: objective: the built-in MLP's objectives come from --objectives "
+            "(accuracy, optionally with seconds or params)"
+        )
+    tables = raw if isinstance(raw, list) else [raw]
+    out = []
+    for table in tables:
+        if (
+            not isinstance(table, dict)
+            or set(table) != {"metric", "direction"}
+            or not isinstance(table["metric"], str)
+            or table["direction"] not in ("maximize", "minimize")
+        ):
+            raise UsageError(
+                f"{where}: objective: expected metric = NAME and direction = 'maximize' or "
+                f"'minimize', got {table!r}"
+            )
+        out.append((table["metric"], table["direction"]))
+    return tuple(out)
 
 
 def _table(where: str, raw: dict[str, Any], key: str) -> dict[str, Any]:

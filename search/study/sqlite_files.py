@@ -122,10 +122,10 @@ def _check_sqlite_file(path: Path, shown: str, fix: str) -> None:
     """Refuse a file that cannot be read, or is not empty and not an Optuna database, without
     writing to it."""
     if path.is_dir():
-        raise StorageError(f"--storage {shown}: {path} is a folder, expected a database file")
+        raise StorageError(f"{shown}: {path} is a folder, expected a database file")
     # What SQLite says of a file it cannot open ("unable to open") would not say why.
     if reason := _denied(path, os.R_OK):
-        raise StorageError(f"--storage {shown}: cannot read {path} ({reason}); {fix}")
+        raise StorageError(f"{shown}: cannot read {path} ({reason}); {fix}")
     if path.stat().st_size == 0:
         return
     try:
@@ -133,12 +133,12 @@ def _check_sqlite_file(path: Path, shown: str, fix: str) -> None:
             tables = {r[0] for r in con.execute("SELECT name FROM sqlite_master")}
     except sqlite3.DatabaseError as e:
         raise StorageError(
-            f"--storage {shown}: {path} is not an SQLite database ({e}); it was left untouched. "
+            f"{shown}: {path} is not an SQLite database ({e}); it was left untouched. "
             "Point --storage at a new file or an Optuna database"
         ) from None
     if tables and not {"studies", "trials", "version_info"} <= tables:
         raise StorageError(
-            f"--storage {shown}: {path} is an SQLite database but not an Optuna one; it was "
+            f"{shown}: {path} is an SQLite database but not an Optuna one; it was "
             "left untouched. Point --storage at a new file or an Optuna database"
         )
 
@@ -187,7 +187,7 @@ def _create_sqlite(path: Path, shown: str) -> list[Path]:
     except (OSError, sqlite3.Error) as e:
         remove_made(made)
         raise StorageError(
-            f"--storage {shown}: cannot {doing or f'look in {_unsearchable(path)}'} "
+            f"{shown}: cannot {doing or f'look in {_unsearchable(path)}'} "
             f"({_reason(e)}); choose a folder you can write to"
         ) from None
     return made
@@ -204,11 +204,11 @@ def prepare_sqlite_file(
         exists = _exists(path)
     except OSError as e:
         raise StorageError(
-            f"--storage {shown}: cannot look in {_unsearchable(path)} ({_reason(e)}); {fix}"
+            f"{shown}: cannot look in {_unsearchable(path)} ({_reason(e)}); {fix}"
         ) from None
     if not exists:
         if must_exist:
-            raise StorageError(f"--storage {shown}: no database at {path}")
+            raise StorageError(f"{shown}: no database at {path}")
         return _create_sqlite(path, shown), None
     _check_sqlite_file(path, shown, fix)
     problem = _why_unwritable(path)
@@ -217,13 +217,13 @@ def prepare_sqlite_file(
             _set_wal(path)
         except sqlite3.Error as e:
             raise StorageError(
-                f"--storage {shown}: cannot switch {path} to write-ahead logging "
+                f"{shown}: cannot switch {path} to write-ahead logging "
                 f"({_reason(e)}); try again, or choose another --storage"
             ) from None
         return [], None
     if writes:
         raise StorageError(
-            f"--storage {shown}: {problem}; to add to it, copy it into a folder you can write "
+            f"{shown}: {problem}; to add to it, copy it into a folder you can write "
             "to and point --storage at the copy"
         )
     return [], _read_only_uri(path)  # a reader can still read it, as long as nothing writes

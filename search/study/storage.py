@@ -21,6 +21,7 @@ import sqlalchemy
 from optuna.storages import BaseStorage, RDBStorage
 
 from search.errors import StorageError
+from search.study import records
 from search.study.recovery import GRACE_S, HEARTBEAT_S
 from search.study.sqlite_files import prepare_sqlite_file, remove_made, sqlite_file
 
@@ -30,6 +31,12 @@ DEFAULT_STORAGE = "sqlite:///study_db/mnist.db"
 # libpq reads PGPASSWORD, or a ~/.pgpass file (PGPASSFILE).
 STORAGE_ENV = "SEARCH_STORAGE"
 SQLITE_BUSY_TIMEOUT_S = 60  # how long a writer waits for the SQLite lock before giving up
+
+
+def storage_label(url: str) -> str:
+    """How a user gave the URL: ``$SEARCH_STORAGE`` when it is that variable's, else the
+    option."""
+    return f"${STORAGE_ENV}" if url == os.environ.get(STORAGE_ENV) else "--storage"
 
 
 def default_storage() -> str:
@@ -59,6 +66,31 @@ def display_url(url: str) -> str:
         return url
 
 
+def parse_url(url: str) -> sqlalchemy.engine.URL:
+    """The storage URL, checked: one line naming ``--storage`` or ``$SEARCH_STORAGE`` for a
+    malformed URL or an unknown kind of database (exit code 2), before anything is made."""
+    label = storage_label(url)
+    try:
+        parsed = sqlalchemy.engine.make_url(url)
+        parsed.get_dialect()  # an unknown kind of database fails here, before any file
+    except sqlalchemy.exc.NoSuchModuleError:
+        kind = url.partition("://")[0]
+        raise StorageError(
+            f"{label} {display_url(url)}: unknown kind of database {kind!r}; expected e.g. "
+            f"{DEFAULT_STORAGE} or postgresql+psycopg://user@host/db",
+            exit_code=2,
+        ) from None
+    except ImportError:  # a known kind whose driver is missing: open_storage says which extra
+        return sqlalchemy.engine.make_url(url)
+    except Exception:  # noqa: BLE001 - sqlalchemy raises several types for bad URLs
+        raise StorageError(
+            f"{label}: malformed URL {url!r}; expected for example {DEFAULT_STORAGE} "
+            "or postgresql+psycopg://user@host/db",
+            exit_code=2,
+        ) from None
+    return parsed
+
+
 def open_storage(url: str, must_exist: bool = False, *, writes: bool | None = None) -> RDBStorage:
     """An RDBStorage for ``url``; any problem is a one-line ``StorageError``, and a refused
     open creates nothing.
@@ -69,14 +101,9 @@ def open_storage(url: str, must_exist: bool = False, *, writes: bool | None = No
     """
     _quiet_pool_cleanup()
     writes = not must_exist if writes is None else writes
-    shown = display_url(url)
-    try:
-        parsed = sqlalchemy.engine.make_url(url)
-    except Exception:  # noqa: BLE001 - sqlalchemy raises several types for bad URLs
-        raise StorageError(
-            f"--storage: malformed URL {url!r}; expected for example {DEFAULT_STORAGE} "
-            "or postgresql+psycopg://user@host/db"
-        ) from None
+    label = storage_label(url)
+    shown = f"{label} {display_url(url)}"
+    parsed = parse_url(url)
     engine_kwargs: dict = {}
     made: list[Path] = []  # a new database and its folders, removed if Optuna cannot open it
     if parsed.get_backend_name() == "sqlite":
@@ -84,7 +111,7 @@ def open_storage(url: str, must_exist: bool = False, *, writes: bool | None = No
         path = sqlite_file(url)
         if path is None:
             raise StorageError(
-                f"--storage {shown}: an in-memory SQLite database keeps nothing, and no worker "
+                f"{shown}: an in-memory SQLite database keeps nothing, and no worker "
                 f"or report can see it; name a file, e.g. {DEFAULT_STORAGE}"
             )
         made, read_only = prepare_sqlite_file(path, shown, must_exist, writes)
@@ -99,25 +126,26 @@ def open_storage(url: str, must_exist: bool = False, *, writes: bool | None = No
     try:
         with warnings.catch_warnings():  # heartbeats are flagged experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            return RDBStorage(
+            storage = RDBStorage(
                 url,
                 engine_kwargs=engine_kwargs,
                 heartbeat_interval=HEARTBEAT_S,
                 grace_period=GRACE_S,
             )
+            if writes:
+                records.create_table(storage.engine)
+            return storage
     except ImportError as e:
         hint = (
             " (pip install 'search[postgres]')"
             if parsed.get_backend_name() == "postgresql"
             else ""
         )
-        raise StorageError(
-            f"--storage {shown}: the database driver is missing ({e}){hint}"
-        ) from None
+        raise StorageError(f"{shown}: the database driver is missing ({e}){hint}") from None
     except Exception as e:  # noqa: BLE001 - sqlalchemy and Optuna raise many kinds here
         remove_made(made)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise StorageError(f"--storage {shown}: cannot open the database: {first}") from None
+        raise StorageError(f"{shown}: cannot open the database: {first}") from None
 
 
 def missing_study(storage: BaseStorage, study_name: str) -> str | None:

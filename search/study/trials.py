@@ -1,43 +1,72 @@
-"""What a trial recorded, read back one way by workers, summaries, reports and the dashboard."""
+"""What a trial ended with, read back one way by workers, summaries, reports and the dashboard.
+
+A trial records the metrics its task returned (``records.METRICS``); a pruned one, those of
+its last reported epoch. Trials of the built-in MLP stored before that kept only their
+history, and are judged from it by the rule they ran with.
+"""
 
 from __future__ import annotations
 
-from optuna.trial import FrozenTrial, Trial
+from dataclasses import asdict
+
+import optuna
+from optuna.study import StudyDirection
+from optuna.trial import FrozenTrial, Trial, TrialState
 
 from search.engine import history as run_history
 from search.engine.history import EpochRecord
+from search.study import records
 from search.study.space import Space
+
+TIMING = ("seconds", "samples_seen", "epoch")  # reported with the metrics, not metrics
+
+
+def ranked(study: optuna.Study) -> list[FrozenTrial]:
+    """The complete trials, best first by the first objective (its direction)."""
+    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    sign = -1 if study.directions[0] == StudyDirection.MAXIMIZE else 1
+    return sorted(done, key=lambda t: (sign * t.values[0], t.number))
 
 
 def judge_of(t: FrozenTrial | Trial) -> str:
-    """The rule a trial is judged by, as it recorded it."""
-    return t.user_attrs.get("judge", run_history.UNRECORDED_JUDGE)
+    """The rule a trial of the MLP is judged by, as it recorded it."""
+    return t.user_attrs.get(records.JUDGE, run_history.UNRECORDED_JUDGE)
 
 
-def judged_epoch(t: FrozenTrial) -> EpochRecord | None:
-    """The epoch the trial is judged by, from its stored history (None before its first), by
-    the rule it was run with (trials from before the rule was recorded: the best epoch)."""
-    history = (EpochRecord.from_attr(r) for r in t.user_attrs.get("history") or [])
-    return run_history.judged_epoch(history, judge_of(t))
-
-
-def note_of(t: FrozenTrial) -> str:
-    """Why the trial ended as it did, where it says (pruned, diverged, failed)."""
-    return t.user_attrs.get("reason") or t.user_attrs.get("fail_reason") or ""
+def final_metrics(t: FrozenTrial) -> dict[str, float]:
+    """The metrics the trial ended with (none for one that failed before any)."""
+    found = records.metrics_of(t)
+    if found or "history" not in t.user_attrs:
+        return found
+    rows = (EpochRecord.from_attr(r) for r in t.user_attrs["history"])  # an older trial
+    judged = run_history.judged_epoch(rows, judge_of(t))
+    return {} if judged is None else {k: v for k, v in asdict(judged).items() if k not in TIMING}
 
 
 def pct(x: float | None) -> str:
     return "-" if x is None else f"{x:.2%}"
 
 
+def shown(name: str, value: float | None) -> str:
+    """A metric as people read it: accuracies in percent, the rest in 4 figures."""
+    if value is None:
+        return "-"
+    return pct(value) if name.endswith(("acc", "accuracy")) else f"{value:.4g}"
+
+
+def metrics_text(t: FrozenTrial) -> str:
+    """ "val 97.98% test 97.87%" for the MLP; "val_rmse 0.5321" for a task."""
+    m = final_metrics(t)
+    if "val_acc" in m and "test_acc" in m:
+        return f"val {pct(m['val_acc'])} test {pct(m['test_acc'])}"
+    return " ".join(f"{k} {shown(k, v)}" for k, v in m.items() if k not in TIMING) or "-"
+
+
 def progress_line(t: FrozenTrial, space: Space) -> str:
     """One line for a finished trial, as a worker prints it."""
-    best = judged_epoch(t)
-    seconds = t.user_attrs.get("seconds") or 0.0
-    note = note_of(t)
+    seconds = t.user_attrs.get(records.SECONDS) or 0.0
     line = (
         f"trial {t.number} {space.describe(t.params) if t.params else ''}: {t.state.name} "
-        f"val {pct(best.val_acc if best else None)} test {pct(best.test_acc if best else None)} "
-        f"{seconds:.1f} s {note}"
+        f"{metrics_text(t)} {seconds:.1f} s {records.note_of(t)}"
     )
     return line.rstrip()

@@ -2,39 +2,44 @@
 
 Every worker, whether ``search.run`` started it on this machine or ``python -m search.worker``
 on another, gets its settings from one place: ``spec_from_study`` reads what the study
-recorded (settings, space, budget) and adds what belongs to the machine (``HostOptions``).
+recorded (settings, space, budget, task) and adds what belongs to the machine
+(``HostOptions``). A worker loads its task and the task's data once, then runs trial after
+trial with them.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import optuna
 import torch
 
-from search.engine.data import DataConfig, Splits, load
 from search.engine.datasets import default_data_dir
-from search.engine.train import TrainResult
+from search.errors import SearchError
 from search.study import checkpoints, runner
+from search.study.failures import interrupted
 from search.study.identity import WORKER_ID
 from search.study.objective import Objective, ObjectiveConfig
+from search.study.opening import TASK_HASH
 from search.study.samplers import startup_note
 from search.study.settings import StudySettings, stored_budget, stored_settings, stored_space
 from search.study.space import Space
 from search.study.storage import artifact_dir_for, load_existing_study
 from search.study.trials import progress_line
+from search.task import WEIGHTS_FILE, DataContext, seed_all
+from search.tasks.loading import Task, load_task
 
 
 class Observer(Protocol):
-    """Sees every run and every finished trial (the dashboard's publisher is one)."""
+    """Sees every finished trial (the dashboard's publisher is one)."""
 
-    def after_fit(self, trial: optuna.Trial, result: TrainResult) -> None: ...
-
-    def after_trial(self, frozen: optuna.trial.FrozenTrial) -> None: ...
+    def after_trial(self, frozen: optuna.trial.FrozenTrial, weights: Path | None) -> None:
+        """``weights``: what the task kept with ``ctx.save_weights``, if it did."""
 
     def finish(self) -> None: ...
 
@@ -52,6 +57,7 @@ class HostOptions:
     artifact_dir: str = ""  # "" is artifact_dir_for(storage)
     threads: int | None = None  # torch threads; None keeps torch's default (all cores)
     worker_id: int | None = None  # None for the CLI's own process
+    task: str = ""  # where this machine finds the study's task, if not where it was made
     verbose: bool = False
     quiet: bool = False
 
@@ -66,26 +72,48 @@ class WorkerSpec:
     space: Space
     runner: runner.RunnerConfig
     host: HostOptions
+    task_hash: str = ""  # the source hash the study records for its task
 
     @property
-    def data(self) -> DataConfig:
-        return data_config(self.settings, self.host.data_dir)
+    def artifact_dir(self) -> Path:
+        host = self.host
+        return Path(host.artifact_dir) if host.artifact_dir else artifact_dir_for(self.storage)
 
     @property
     def objective(self) -> ObjectiveConfig:
         s = self.settings
-        return ObjectiveConfig(s.seed, s.max_epochs, s.objectives, s.judge_epoch)
+        return ObjectiveConfig(
+            objectives=s.objective_metrics(),
+            seed=s.seed,
+            max_epochs=s.max_epochs,
+            train_limit=s.train_limit,
+            data_dir=self.host.data_dir or default_data_dir(),
+            device=self.host.device,
+            settings=s.to_attr(),
+        )
 
+    def data_context(self, device: str | None = None) -> DataContext:
+        """What the task's load_data gets in this worker."""
+        s = self.settings
+        return DataContext(
+            seed=s.seed,
+            device=torch.device(device or self.host.device),
+            data_dir=Path(self.host.data_dir or default_data_dir()),
+            train_limit=s.train_limit,
+            settings=s.to_attr(),
+            log=logging.getLogger("search.task"),
+        )
 
-def data_config(settings: StudySettings, data_dir: str) -> DataConfig:
-    """The data a study's trials train on, from this machine's folder ("" for the default)."""
-    return DataConfig(
-        dataset=settings.dataset,
-        data_dir=data_dir or default_data_dir(),
-        val_size=settings.val_size,
-        train_limit=settings.train_limit,
-        seed=settings.seed,
-    )
+    def load_task(self) -> Task:
+        """The study's task, from where this machine has it, as the study recorded it."""
+        task = load_task(self.host.task or self.settings.task, "the study's task")
+        if not task.built_in and task.source_hash != self.task_hash:
+            raise SearchError(
+                f"the task {task.ref} is not the one study {self.study_name!r} runs (its "
+                "source changed); run the study's version, or resume with search.run "
+                "--allow-task-change (or search.worker --allow-task-change)"
+            )
+        return task
 
 
 def spec_from_study(study: optuna.Study, storage: str, host: HostOptions) -> WorkerSpec:
@@ -97,7 +125,16 @@ def spec_from_study(study: optuna.Study, storage: str, host: HostOptions) -> Wor
         space=stored_space(study),
         runner=stored_budget(study),
         host=host,
+        task_hash=study.user_attrs.get(TASK_HASH, ""),
     )
+
+
+def load_data(task: Task, spec: WorkerSpec, device: str | None = None) -> Any:
+    """The task's data for this process (None for a task without load_data)."""
+    if task.load_data is None:
+        return None
+    seed_all(spec.settings.seed)
+    return task.load_data(spec.data_context(device))
 
 
 def open_as_worker(spec: WorkerSpec) -> optuna.Study:
@@ -109,12 +146,20 @@ def open_as_worker(spec: WorkerSpec) -> optuna.Study:
     return study
 
 
+@dataclass(frozen=True)
+class Loaded:
+    """A task's data already loaded by the caller (``search.run``'s own process)."""
+
+    task: Task
+    data: Any
+
+
 def work(
     spec: WorkerSpec,
     observe: ObserverFactory | None = None,
     on_done: Callable[[optuna.trial.FrozenTrial], None] | None = None,
     say: Callable[[str], None] | None = None,
-    splits: Splits | None = None,
+    loaded: Loaded | None = None,
 ) -> int:
     """Run trials of the study in this process until there is none left; return how many."""
     host = spec.host
@@ -122,24 +167,22 @@ def work(
         torch.set_num_threads(host.threads)
     prefix = "" if host.worker_id is None else f"[worker {host.worker_id}] "
     alert = say or (lambda msg: print(prefix + msg, file=sys.stderr, flush=True))
-    # --quiet hides progress, never a failure.
-    say = (lambda _msg: None) if host.quiet else alert
+    say = (lambda _msg: None) if host.quiet else alert  # --quiet hides progress, not failures
     study = open_as_worker(spec)
-    splits = splits or load(spec.data, torch.device(host.device))
-    artifacts = Path(host.artifact_dir) if host.artifact_dir else artifact_dir_for(spec.storage)
+    task = loaded.task if loaded else spec.load_task()
+    data = loaded.data if loaded else load_data(task, spec)
+    artifacts = spec.artifact_dir
     observer = observe(study, spec.space, artifacts, say) if observe else None
-    objective = Objective(
-        spec.space,
-        splits,
-        spec.objective,
-        log=say if host.verbose else None,
-        after_fit=observer.after_fit if observer else None,
-        checkpoints=checkpoints.folder_for(artifacts, spec.study_name),
-    )
+    log = say if host.verbose else None
+    objective = Objective(task, spec.space, data, spec.objective, artifacts, log)
 
     def done(t: optuna.trial.FrozenTrial) -> None:
+        folder = checkpoints.trial_folder(artifacts, study, t.number)
         if observer is not None:
-            observer.after_trial(t)
+            weights = folder / WEIGHTS_FILE
+            observer.after_trial(t, weights if weights.is_file() else None)
+        if not interrupted(t):  # an interrupted trial's checkpoint is its point's rerun's
+            checkpoints.clear(folder)
         line = progress_line(t, spec.space) + startup_note(study, spec.settings.sampler)
         (alert if t.state == optuna.trial.TrialState.FAIL else say)(line)
         if on_done is not None:

@@ -1,8 +1,9 @@
 """optuna-dashboard as a server of our own, so that it can bind a port the system chooses.
 
 optuna-dashboard's ``wsgi`` app served by ``wsgiref``, as its own ``run_server`` does, except
-that the socket is bound before anything is printed: with port 0 the system picks a free port
-and the caller learns it from ``server_port``, with no race between choosing and binding.
+that the socket is bound before anything is printed or made: with port 0 the system picks a
+free port and the caller learns it from ``server_port``, with no race between choosing and
+binding, and a port or host that cannot be served leaves nothing behind.
 """
 
 from __future__ import annotations
@@ -26,11 +27,17 @@ class _Server6(WSGIServer):
     address_family = socket.AF_INET6
 
 
-def dashboard_server(storage: BaseStorage, host: str, port: int, artifact_dir: Path) -> WSGIServer:
-    """A bound, not yet serving, dashboard; ``serve_forever()`` runs it."""
+def bound_server(host: str, port: int) -> WSGIServer:
+    """A server bound to ``host:port`` with no app yet (``serve_study`` gives it one); an
+    ``OSError`` (``socket.gaierror`` for an unknown host) if it cannot bind."""
+    server_class = _Server6 if ":" in host else WSGIServer
+    return make_server(host, port, None, server_class=server_class, handler_class=_QuietHandler)
+
+
+def serve_study(server: WSGIServer, storage: BaseStorage, artifact_dir: Path | None) -> None:
+    """Give ``server`` the dashboard of ``storage``; with no ``artifact_dir`` the dashboard
+    shows no artifacts and offers no uploads."""
     from optuna_dashboard import wsgi  # its import takes a moment: only when serving
 
-    artifact_dir.mkdir(parents=True, exist_ok=True)
-    app = wsgi(storage, artifact_store=FileSystemArtifactStore(str(artifact_dir)))
-    server_class = _Server6 if ":" in host else WSGIServer
-    return make_server(host, port, app, server_class=server_class, handler_class=_QuietHandler)
+    store = FileSystemArtifactStore(str(artifact_dir)) if artifact_dir is not None else None
+    server.set_app(wsgi(storage, artifact_store=store))

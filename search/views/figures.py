@@ -15,24 +15,25 @@ from optuna.trial import TrialState
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from search.study import records
 from search.study.space import Space, point_key
-from search.study.trials import judged_epoch
+from search.study.trials import final_metrics
 
 PALETTE = qualitative.Plotly
 
 
-def _series(t: optuna.trial.FrozenTrial) -> dict[str, Any]:
-    history = t.user_attrs.get("history") or []
-    best = judged_epoch(t)
+def _series(t: optuna.trial.FrozenTrial, runs: records.Runs) -> dict[str, Any]:
+    history = runs.history(t)
+    ended = final_metrics(t)
     return {
         "trial": t.number,
-        "loss": [list(p) for p in t.user_attrs.get("train_curve") or []],
-        "samples": [r["samples_seen"] for r in history],
-        "val_acc": [r["val_acc"] for r in history],
-        "test_acc": [r["test_acc"] for r in history],
-        "best_val": best.val_acc if best else None,
-        "test_at_best": best.test_acc if best else None,
-        "seconds": t.user_attrs.get("seconds"),
+        "loss": [list(p) for p in runs.curve(t)],
+        "samples": [r.get("samples_seen", r["epoch"]) for r in history],
+        "val_acc": [r.get("val_acc") for r in history],
+        "test_acc": [r.get("test_acc") for r in history],
+        "best_val": ended.get("val_acc"),
+        "test_at_best": ended.get("test_acc"),
+        "seconds": records.small(t, records.SECONDS),
         "state": t.state.name,
     }
 
@@ -44,7 +45,8 @@ def factor_panels(study: optuna.Study, space: Space) -> dict[str, list[dict[str,
     """
     finished: dict[str, optuna.trial.FrozenTrial] = {}
     for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE, TrialState.PRUNED)):
-        finished[t.user_attrs.get("point", point_key(t.params))] = t
+        finished[records.point_of(t) or point_key(t.params)] = t
+    runs = records.Runs(study)
     base = {k: space.baseline[k] for k in space.params}
     baseline = finished.get(point_key(base))
     panels: dict[str, list[dict[str, Any]]] = {}
@@ -58,7 +60,7 @@ def factor_panels(study: optuna.Study, space: Space) -> dict[str, list[dict[str,
             t = baseline if value == base[factor] else finished.get(key)
             if t is not None:
                 label = f"{value} (baseline)" if value == base[factor] else str(value)
-                entries.append({"value": value, "label": label, **_series(t)})
+                entries.append({"value": value, "label": label, **_series(t, runs)})
         panels[factor] = entries
     return panels
 

@@ -1,7 +1,7 @@
 """Keeps optuna-dashboard's view of a running study complete, trial by trial.
 
-After each trial: its learning curve as a CSV artifact, the model weights of every new best
-trial as an artifact, a study note (what was run, the command that reproduces it, progress,
+After each trial: the model weights of every new best trial as an artifact of the study, a
+study note (what was run, the command that reproduces it, progress,
 the current best and the final models of ``search.final``) and, for an ofat study, the
 reference's figures as dashboard graph objects.
 Artifacts live in a ``FileSystemArtifactStore`` beside the SQLite file (``study_db/artifacts``).
@@ -9,30 +9,29 @@ Artifacts live in a ``FileSystemArtifactStore`` beside the SQLite file (``study_
 
 from __future__ import annotations
 
-import csv
+import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.trial import TrialState
 
+from search.study.records import note_of
 from search.study.settings import StudySettings
 from search.study.space import Space
-from search.study.trials import judge_of, judged_epoch, note_of, pct
-from search.views.best import ran_params
+from search.study.trials import metrics_text, ranked, shown
+from search.views.best import objective_name, ran_params
 from search.views.figures import factor_effects, factor_figure, factor_panels, overview_figure
-from search.views.summary import counts_line, format_final, run_line
-
-if TYPE_CHECKING:  # the worker hands over the result; this module itself imports no torch
-    from search.engine.train import TrainResult
+from search.views.final import format_final
+from search.views.summary import counts_line, run_line
 
 
-def _values(study: optuna.Study) -> list[float]:
-    return [t.values[0] for t in study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))]
+def best_value(study: optuna.Study) -> float | None:
+    """The best value of the first objective among the complete trials, in its direction."""
+    best = ranked(study)
+    return best[0].values[0] if best else None
 
 
 def _never_fails(method):
@@ -71,33 +70,22 @@ class Publisher:
         artifact_dir.mkdir(parents=True, exist_ok=True)
         self.store = FileSystemArtifactStore(str(artifact_dir))
 
-    @_never_fails
-    def after_fit(self, trial: optuna.Trial, result: TrainResult) -> None:
-        """Upload the learning curve, and the weights if this run beats every finished one."""
-        with tempfile.TemporaryDirectory() as tmp:
-            path = Path(tmp) / f"trial-{trial.number}-learning-curve.csv"
-            with open(path, "w", newline="") as f:
-                rows = [asdict(r) for r in result.history]
-                writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["epoch"])
-                writer.writeheader()
-                writer.writerows(rows)
-            self._upload(trial, path, "text/csv")
-            judged = result.judged(judge_of(trial))
-            if (
-                result.outcome == "completed"
-                and judged
-                and judged.val_acc > max(_values(self.study), default=float("-inf"))
-            ):
-                weights = Path(tmp) / f"trial-{trial.number}-weights.pt"
-                result.save_weights(weights)
-                self._upload(trial, weights, "application/octet-stream")
-
-    def _upload(self, trial: optuna.Trial, path: Path, mimetype: str) -> None:
-        if self.store is None:  # its folder could not be made: said once, at the start
+    def _upload_if_best(self, frozen: optuna.trial.FrozenTrial, weights: Path | None) -> None:
+        """The weights the task kept (``ctx.save_weights``), as an artifact of the study (so
+        they never become a column of the trials' table), when the trial is the best yet."""
+        if frozen.state != TrialState.COMPLETE or weights is None or self.store is None:
             return
-        upload_artifact(
-            artifact_store=self.store, file_path=str(path), study_or_trial=trial, mimetype=mimetype
-        )
+        if frozen.values[0] != best_value(self.study):
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            named = Path(tmp) / f"trial-{frozen.number}-weights.pt"
+            shutil.copyfile(weights, named)
+            upload_artifact(
+                artifact_store=self.store,
+                file_path=str(named),
+                study_or_trial=self.study,
+                mimetype="application/octet-stream",
+            )
 
     @_never_fails
     def finish(self) -> None:
@@ -106,9 +94,10 @@ class Publisher:
         save_note(self.study, study_note(self.study))
 
     @_never_fails
-    def after_trial(self, frozen: optuna.trial.FrozenTrial) -> None:
+    def after_trial(self, frozen: optuna.trial.FrozenTrial, weights: Path | None) -> None:
         from optuna_dashboard import save_note, save_plotly_graph_object
 
+        self._upload_if_best(frozen, weights)
         save_note(self.study, study_note(self.study))
         if self.space.grid != "ofat":
             return
@@ -140,16 +129,15 @@ def study_note(s: optuna.Study) -> str:
     if failed:
         last = failed[-1]
         lines.append(f"Last failure: trial {last.number}: {note_of(last) or 'no reason'}")
-    done = s.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    done = ranked(s)
     if done:
-        best = max(done, key=lambda t: t.values[0])
-        params = ", ".join(f"{k}={v}" for k, v in ran_params(best).items())
-        epoch = judged_epoch(best)
+        best = done[0]
+        params = ", ".join(f"{k}={v}" for k, v in ran_params(s, best).items())
+        metric = objective_name(s)
         lines += [
             "",
-            f"Current best: trial {best.number}, validation accuracy "
-            f"{pct(best.values[0])}, test accuracy "
-            f"{pct(epoch.test_acc if epoch else None)} ({params})",
+            f"Current best: trial {best.number}, {metric} {shown(metric, best.values[0])}; "
+            f"{metrics_text(best)} ({params})",
         ]
     final = s.user_attrs.get("final")
     if final and final.get("configs"):

@@ -9,16 +9,19 @@ from __future__ import annotations
 from typing import Any
 
 import optuna
+from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
+from search.study import records
+from search.study.budget import RunnerConfig, study_seconds
 from search.study.queries import state_counts
-from search.study.runner import RunnerConfig, study_seconds
 from search.study.samplers import startup_note
 from search.study.settings import StudySettings
 from search.study.space import Space
-from search.study.trials import judge_of, judged_epoch, note_of, pct
+from search.study.trials import TIMING, final_metrics, judge_of, ranked, shown
 
 BEST_SHOWN = 10  # rows of a sampler's summary
+EXTRA_METRICS = 3  # metrics a task returned beyond its objectives, shown in a summary
 STATE_WORDS = {
     "COMPLETE": "complete",
     "PRUNED": "pruned",
@@ -28,23 +31,28 @@ STATE_WORDS = {
 }
 
 
+PARAMS_WIDTH = 60  # characters of a row's parameters in a table; the best's are written out
+
+
 def rows_for_trials(trials: list[FrozenTrial], space: Space) -> list[dict[str, Any]]:
-    """One row per trial: what it is, and its accuracies at the epoch it is judged by."""
+    """One row per trial: what it is, and the metrics it ended with (the MLP: its judged
+    epoch's accuracies)."""
     rows = []
     for t in trials:
-        best = judged_epoch(t)
+        metrics = final_metrics(t)
         rows.append(
             {
                 "trial": t.number,
                 "params": space.describe(t.params) if t.params else "",
-                "val_acc": best.val_acc if best else None,
-                "test_acc": best.test_acc if best else None,
-                "epochs": len(t.user_attrs.get("history") or []) if t.params else None,
-                "train_images": t.user_attrs.get("train_images"),
-                "seconds": t.user_attrs.get("seconds"),
-                "n_params": t.user_attrs.get("n_params"),
+                "metrics": metrics,
+                "val_acc": metrics.get("val_acc"),
+                "test_acc": metrics.get("test_acc"),
+                "epochs": records.small(t, records.EPOCHS_RUN) if t.params else None,
+                "train_images": records.small(t, records.TRAIN_IMAGES),
+                "seconds": records.small(t, records.SECONDS),
+                "n_params": records.small(t, records.N_PARAMS),
                 "state": t.state.name,
-                "note": note_of(t),
+                "note": records.note_of(t),
                 "judge": judge_of(t),
             }
         )
@@ -53,43 +61,57 @@ def rows_for_trials(trials: list[FrozenTrial], space: Space) -> list[dict[str, A
 
 def summary_rows(study: optuna.Study, space: Space) -> list[dict[str, Any]]:
     """A grid: every finished or failed trial in order. A sampler: its best trials first."""
-    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
-    trials = study.get_trials(deepcopy=False, states=states)
     if not space.is_grid:
-        trials = sorted(
-            (t for t in trials if t.state == TrialState.COMPLETE), key=lambda t: -t.values[0]
-        )[:BEST_SHOWN]
-    return rows_for_trials(trials, space)
+        return rows_for_trials(ranked(study)[:BEST_SHOWN], space)
+    states = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
+    return rows_for_trials(study.get_trials(deepcopy=False, states=states), space)
 
 
 def pareto_rows(study: optuna.Study, space: Space) -> list[dict[str, Any]]:
-    """The Pareto-optimal trials of a multi-objective study, most accurate first."""
-    front = sorted(study.best_trials, key=lambda t: -t.values[0])
+    """The Pareto-optimal trials of a multi-objective study, best by the first first."""
+    sign = -1 if study.directions[0] == StudyDirection.MAXIMIZE else 1
+    front = sorted(study.best_trials, key=lambda t: (sign * t.values[0], t.number))
     return rows_for_trials(front, space)
 
 
+def metric_columns(
+    rows: list[dict[str, Any]], settings: StudySettings | None
+) -> list[tuple[str, str]]:
+    """(header, metric) of a table's metric columns: the MLP's judged validation and test
+    accuracy; a task's objectives, then up to ``EXTRA_METRICS`` more it returned."""
+    if settings is None or settings.built_in:
+        judges = {r["judge"] for r in rows}
+        val = f"{judges.pop()} val acc" if len(judges) == 1 else "val acc"  # the epoch judged
+        return [(val, "val_acc"), ("test acc", "test_acc")]
+    names = [metric for metric, _ in settings.objective_metrics() if metric != "seconds"]
+    others = dict.fromkeys(k for r in rows for k in r["metrics"] if k not in (*names, *TIMING))
+    return [(n, n) for n in names + list(others)[:EXTRA_METRICS]]
+
+
 def format_table(
-    rows: list[dict[str, Any]], label: str = "parameters", extra: str | None = None
+    rows: list[dict[str, Any]],
+    label: str = "parameters",
+    extra: str | None = None,
+    columns: list[tuple[str, str]] | None = None,
 ) -> str:
     """Rows as aligned text; ``extra="params"`` adds the parameter count column."""
-    judges = {r["judge"] for r in rows}
-    val = f"{judges.pop()} val acc" if len(judges) == 1 else "val acc"  # the epoch judged
-    header = ["trial", label, "epochs", val, "test acc", "seconds", "state"]
+    columns = columns or metric_columns(rows, None)
+    header = ["trial", label, "epochs", *(h for h, _ in columns), "seconds", "state"]
     if extra == "params":
-        header.insert(6, "params")
+        header.insert(-1, "params")
     body = []
     for r in rows:
+        params = r["params"]
         cells = [
             str(r["trial"]),
-            r["params"],
+            params if len(params) <= PARAMS_WIDTH else params[: PARAMS_WIDTH - 3] + "...",
             "-" if r["epochs"] is None else str(r["epochs"]),
-            pct(r["val_acc"]),
-            pct(r["test_acc"]),
+            *(shown(m, r["metrics"].get(m)) for _, m in columns),
             "-" if r["seconds"] is None else f"{r['seconds']:.1f}",
             r["state"] + (f" ({r['note']})" if r["note"] else ""),
         ]
         if extra == "params":
-            cells.insert(6, str(r["n_params"]))
+            cells.insert(-1, str(r["n_params"]))
         body.append(cells)
     if not body:
         return "no finished trials yet"
@@ -110,20 +132,25 @@ def counts_line(study: optuna.Study) -> str:
 
 def run_line(settings: StudySettings, study: optuna.Study) -> str:
     """What every trial trained on, caps included: what ran, not what the space says."""
-    images = next(
-        (
-            t.user_attrs["train_images"]
-            for t in study.get_trials(deepcopy=False)
-            if "train_images" in t.user_attrs
-        ),
-        None,
-    )
-    text = f"trained on {settings.dataset}: " + (
-        f"{images:,} training images" if images else "its training images"
-    )
-    if settings.train_limit is not None:
-        text += f" (--train-limit {settings.train_limit})"
-    text += f", {settings.val_size:,} held out for validation"
+    if not settings.built_in:
+        text = f"task {settings.task}"
+        if settings.train_limit is not None:
+            text += f": at most {settings.train_limit:,} training examples (--train-limit)"
+    else:
+        images = next(
+            (
+                records.small(t, records.TRAIN_IMAGES)
+                for t in study.get_trials(deepcopy=False)
+                if records.small(t, records.TRAIN_IMAGES)
+            ),
+            None,
+        )
+        text = f"trained on {settings.dataset}: " + (
+            f"{images:,} training images" if images else "its training images"
+        )
+        if settings.train_limit is not None:
+            text += f" (--train-limit {settings.train_limit})"
+        text += f", {settings.val_size:,} held out for validation"
     if settings.max_epochs is not None:
         n = settings.max_epochs
         text += f"; at most {n} epoch{'s' if n > 1 else ''} a trial (--max-epochs)"
@@ -140,9 +167,15 @@ def study_summary(study: optuna.Study, space: Space, settings: StudySettings) ->
         lines.append(f"note: {startup}: so far its trials are random ones, as any sampler's")
     objectives = settings.objectives
     if len(objectives) > 1:
-        table = format_table(pareto_rows(study, space), label, extra=objectives[1])
+        rows = pareto_rows(study, space)
+        extra = "params" if objectives[1] == "params" else None
+        table = format_table(rows, label, extra, metric_columns(rows, settings))
         return "\n".join([*lines, f"Pareto front ({', '.join(objectives)}):", table])
-    return "\n".join([*lines, format_table(summary_rows(study, space), label)])
+    rows = summary_rows(study, space)
+    lines.append(format_table(rows, label, columns=metric_columns(rows, settings)))
+    if not space.is_grid and rows and len(rows[0]["params"]) > PARAMS_WIDTH:
+        lines.append(f"best, trial {rows[0]['trial']}: {rows[0]['params']}")
+    return "\n".join(lines)
 
 
 def nothing_to_run(study: optuna.Study, space: Space, budget: RunnerConfig) -> str:
@@ -154,44 +187,3 @@ def nothing_to_run(study: optuna.Study, space: Space, budget: RunnerConfig) -> s
     else:
         why = f"its budget of {budget.n_trials} trials is used (failed ones count)"
     return f"nothing to run: study {study.study_name}: {why}; give a larger budget to run more"
-
-
-def final_rows(record: dict) -> list[dict[str, Any]]:
-    """The final step's configurations (``search.final``), as recorded, in rank order."""
-    return [
-        {
-            "rank": rank,
-            "trial": c["trial"],
-            "val_acc": c["val_accuracy"],
-            "test_mean": c["mean"],
-            "test_std": c["std"],
-            "test_accs": c["test_acc"],
-            "seconds": c["seconds"],
-        }
-        for rank, c in enumerate(record.get("configs", []), start=1)
-    ]
-
-
-def format_final(record: dict) -> str:
-    """The final step as text: one line per configuration, then where the weights are."""
-    rows = final_rows(record)
-    seeds = len(rows[0]["test_accs"]) if rows else 0
-    lines = [
-        f"final: the {len(rows)} best configurations by validation accuracy, {seeds} seeds "
-        f"each, trained on {record.get('train_images', 'all')} training images; test read once "
-        "per model"
-    ]
-    for r in rows:
-        spread = "" if r["test_std"] is None else f" ± {r['test_std']:.2%}"
-        each = " ".join(pct(a) for a in r["test_accs"])
-        lines.append(
-            f"  {r['rank']}. trial {r['trial']}: val {pct(r['val_acc'])}, test "
-            f"{pct(r['test_mean'])}{spread} (seeds: {each}; {r['seconds']:.0f} s)"
-        )
-    weights = record.get("weights")
-    if weights:
-        lines.append(
-            f"weights of trial {weights['trial']} (seed {weights['seed']}): artifact "
-            f"{weights['artifact_id']} at {weights['path']} ({weights['format']})"
-        )
-    return "\n".join(lines)

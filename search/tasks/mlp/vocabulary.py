@@ -14,6 +14,13 @@ from search.engine.config import ACTIVATIONS, LOSSES, OPTIMIZERS, ModelConfig, T
 from search.engine.schedules import SCHEDULES, Schedule
 from search.errors import UsageError
 
+# The objectives ``--objectives`` names, as metrics the task's train returns: the judged
+# epoch's validation accuracy, the training run's seconds, the model's size.
+OBJECTIVES = {
+    "accuracy": ("val_acc", "maximize"),
+    "seconds": ("seconds", "minimize"),
+    "params": ("n_params", "minimize"),
+}
 # The reference's hidden sizes for 1, 3 and 5 layers.
 REFERENCE_HIDDEN: dict[int, tuple[int, ...]] = {
     1: (128,),
