@@ -28,6 +28,7 @@ from search.errors import UsageError
 from search.run_options import build_parser, sampler_of, settings_from
 from search.study import claims, runner, warm
 from search.study.budget import RunnerConfig
+from search.study.failures import repeated_failure
 from search.study.opening import StudyPlan, open_study
 from search.study.pool import default_workers, run_in_workers
 from search.study.queries import state_counts, trial_ids
@@ -168,7 +169,9 @@ def execute(args: argparse.Namespace, command: str) -> int:
     print(f"study {study.study_name} in {display_url(args.storage)}")
     print(study_summary(study, spec.space, checked.settings))
     if code:
-        print(f"error: a worker exited with code {code} (its message is above)", file=sys.stderr)
+        stop = repeated_failure(study)  # the reason, as one process would have said it
+        said = stop or f"a worker exited with code {code} (its message is above)"
+        print(f"error: {said}", file=sys.stderr)
         return code
     if all_failed(study):
         print("error: every trial of the study failed (the reasons are above)", file=sys.stderr)

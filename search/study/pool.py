@@ -109,10 +109,11 @@ def run_in_workers(
     observe: ObserverFactory | None = None,
 ) -> int:
     """n local workers, in rounds until no grid point that died with its worker is left;
-    returns the highest exit code of the last round."""
+    returns the highest exit code of the last round. A worker that ended in an error (the
+    stop on repeated failures among them) ends the rounds: another would fail the same way."""
     code = 0
     for _ in range(spec.runner.max_retries + 1):
         code = run_local_workers(spec, n, progress, observe)
-        if not spec.space.is_grid or not runner.recover(study, spec.space, spec.runner):
+        if code or not spec.space.is_grid or not runner.recover(study, spec.space, spec.runner):
             break
     return code

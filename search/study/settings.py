@@ -173,6 +173,11 @@ def choose_space(
         if design_name:
             raise UsageError(f"--design: the built-in MLP's grids; --task {task.ref} has its own")
         path = space_file or task.space_file
+        if path is None and task.ref.startswith(COMMAND_PREFIX):
+            raise UsageError(
+                f"--task {task.ref}: no space: give --space FILE.toml, or put NAME.toml "
+                "beside the script NAME.py the command runs"
+            )
         if path is None:
             raise UsageError(
                 f"--task {task.ref}: no space: give --space FILE.toml, put {task.name}.toml "

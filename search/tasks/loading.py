@@ -149,11 +149,14 @@ def _from_object(obj: Any, ref: str, name: str, file: Path, where: str) -> Task:
 
 def _check_signature(fn: Callable[..., Any], n: int, where: str, expected: str) -> None:
     try:
-        inspect.signature(fn).bind(*([None] * n))
+        signature = inspect.signature(fn)
+        signature.bind(*([None] * n))
     except TypeError:
-        raise UsageError(
-            f"{where}: expected {expected}, got {fn.__name__}{inspect.signature(fn)}"
-        ) from None
+        bare = signature.replace(  # the names a user wrote, without the type hints
+            parameters=[p.replace(annotation=p.empty) for p in signature.parameters.values()],
+            return_annotation=signature.empty,
+        )
+        raise UsageError(f"{where}: expected {expected}, got {fn.__name__}{bare}") from None
     except ValueError:  # a builtin without a signature: let the call tell
         return
 

@@ -15,6 +15,8 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.storages import BaseStorage
 
+from search.study.claims import held_sigint
+
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
 
@@ -23,14 +25,24 @@ class _QuietHandler(WSGIRequestHandler):
         pass  # one line per request would drown the URL the user needs
 
 
-class _Server6(WSGIServer):
+class _Server(WSGIServer):
+    def process_request(self, request: object, client_address: object) -> None:
+        """One request with Ctrl-C and SIGTERM held back until it is answered: wsgiref
+        catches every exception of a request (a stop among them), prints it and serves on,
+        so a stop that landed there would be lost. Held, it is raised here, between requests,
+        and ends ``serve_forever``."""
+        with held_sigint():
+            super().process_request(request, client_address)
+
+
+class _Server6(_Server):
     address_family = socket.AF_INET6
 
 
 def bound_server(host: str, port: int) -> WSGIServer:
     """A server bound to ``host:port`` with no app yet (``serve_study`` gives it one); an
     ``OSError`` (``socket.gaierror`` for an unknown host) if it cannot bind."""
-    server_class = _Server6 if ":" in host else WSGIServer
+    server_class = _Server6 if ":" in host else _Server
     return make_server(host, port, None, server_class=server_class, handler_class=_QuietHandler)
 
 
