@@ -35,6 +35,7 @@ def main() -> None:
     p.add_argument("--sampler", default="tpe")
     p.add_argument("--seed", type=int, default=1)
     p.add_argument("--task", help="a task file (default: the built-in MLP)")
+    p.add_argument("--precision", help="search.run's --precision (default: its own)")
     p.add_argument("--data-dir", default=default_data_dir())
     p.add_argument("--keep", help="a folder to keep the study's database in")
     p.add_argument("--train-limit", help="for a quick check of this script only")
@@ -46,6 +47,7 @@ def main() -> None:
     storage, name, log = f"sqlite:///{folder / 'study.db'}", f"ttt-{args.sampler}", folder / "log"
     argv = ["--sampler", args.sampler, "--seed", str(args.seed), "--data-dir", args.data_dir]
     argv += ["--task", args.task] if args.task else []
+    argv += ["--precision", args.precision] if args.precision else []
     argv += ["--n-trials", "100000"]  # the wall time is the budget
     for flag in ("train_limit", "epochs"):
         if getattr(args, flag):

@@ -16,7 +16,7 @@ from search.study.storage import default_storage, load_existing_study, storage_h
 from search.views.best import best_trial, to_toml
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> Parser:
     p = Parser(
         prog="python -m search.best",
         description=__doc__.splitlines()[0],
@@ -27,7 +27,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--study-name", required=True)
     p.add_argument("--storage", default=default_storage(), help=storage_help())
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     def best() -> int:

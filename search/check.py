@@ -53,7 +53,7 @@ def at_least_two(text: str) -> int:
     return value
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> Parser:
     p = Parser(
         prog="python -m search.check",
         description=__doc__.splitlines()[0],
@@ -73,7 +73,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=seed_int, help=f"default: the space's, else {DEFAULT_SEED}")
     p.add_argument("--data-dir", help="where the data is; default: $SEARCH_DATA_DIR or ./data")
     p.add_argument("--device", choices=DEVICES, default="auto")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     return guarded(lambda: check(args), args.debug)
 
 

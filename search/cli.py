@@ -11,7 +11,8 @@ import textwrap
 from collections.abc import Callable, Sequence
 from typing import NoReturn
 
-from search.errors import EXIT_CODES, SearchError, exit_code_of, restore_handlers, stop_on_sigterm
+from search import signals
+from search.errors import EXIT_CODES, SearchError, UsageError, exit_code_of
 
 HELP_WIDTH = 79  # the epilog is laid out by hand (argparse would join its lines)
 
@@ -21,6 +22,12 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a positive whole number, got {text!r}")
     return value
+
+
+def non_negative_int(text: str) -> int:
+    if not text.strip().isdigit():
+        raise argparse.ArgumentTypeError(f"expected a whole number from 0, got {text!r}")
+    return int(text)
 
 
 def positive_float(text: str) -> float:
@@ -74,24 +81,50 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
 
 
+# The engine names what is wrong by its configuration's field; a user typed an option.
+FLAGS = {
+    "dataset": "--dataset",
+    "data_dir": "--data-dir",
+    "device": "--device",
+    "train_limit": "--train-limit",
+    "val_size": "--val-size",
+}
+
+
+def as_option(message: str) -> str | None:
+    """``message`` with its leading field named as the option a user gives, or None when it
+    names no field of ``FLAGS``."""
+    field, sep, rest = message.partition(":")
+    name, space, value = field.partition(" ")
+    if sep and name in FLAGS:
+        return f"{FLAGS[name]}{space}{value}:{rest}"
+    return None
+
+
 def guarded(body: Callable[[], int], debug: bool, interrupted: str = "interrupted") -> int:
     """Run an entry point's body and return its exit code: a ``SearchError`` is one line on
-    stderr and its own code; Ctrl-C and SIGTERM are ``interrupted`` and 130 or 143."""
-    replaced = stop_on_sigterm()
+    stderr and its own code, and so is a ``ValueError`` of the engine that names one of its
+    fields (``FLAGS``: exit code 2); Ctrl-C and SIGTERM are ``interrupted`` and 130 or 143."""
+    replaced = signals.listening()
     try:
         return body()
     except SearchError as e:
         if debug:
             raise
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {as_option(str(e)) or e}", file=sys.stderr)
         return e.exit_code
+    except ValueError as e:
+        if debug or as_option(str(e)) is None:  # not an option's: a bug, with its traceback
+            raise
+        print(f"error: {as_option(str(e))}", file=sys.stderr)
+        return UsageError.exit_code
     except KeyboardInterrupt as stop:
         if debug:
             raise
         print(interrupted, file=sys.stderr)
         return exit_code_of(stop)
     finally:  # as before, for a caller that runs this in its own process (the tests)
-        restore_handlers(replaced)
+        signals.restore(replaced)
 
 
 def seed_int(text: str) -> int:

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import signal
-import threading
-
 
 class SearchError(Exception):
     """A problem a user can fix: printed as one line, then the process exits with ``exit_code``
@@ -57,46 +54,3 @@ EXIT_CODES: dict[int, str] = {
 def exit_code_of(stop: KeyboardInterrupt) -> int:
     """The exit status for a run stopped by Ctrl-C (130) or SIGTERM (143)."""
     return stop.exit_code if isinstance(stop, Terminated) else EXIT_INTERRUPTED
-
-
-class _StopRequest:
-    """The stop signal this process got, if any. A signal handler raises where the signal
-    lands; if that is a destructor or a garbage-collection callback, Python prints the
-    exception and ignores it ("Exception ignored in ..."), and the run would go on as if never
-    stopped. So the handlers also note the signal here, and the runner raises it again at its
-    next safe point (``raise_if_stopped``). Signals belong to the process, and so does this."""
-
-    signum = 0
-
-
-_STOP = _StopRequest()
-
-
-def stop_on_sigterm() -> dict[int, object]:
-    """From now on SIGTERM raises ``Terminated`` in the main thread, as SIGINT raises
-    KeyboardInterrupt, and both are noted for ``raise_if_stopped``; returns the handlers it
-    replaced (none off the main thread), for ``restore_handlers``."""
-
-    def handler(signum: int, frame: object) -> None:
-        _STOP.signum = signum
-        raise Terminated if signum == signal.SIGTERM else KeyboardInterrupt
-
-    if threading.current_thread() is not threading.main_thread():
-        return {}
-    _STOP.signum = 0
-    replaced = {signal.SIGTERM: signal.signal(signal.SIGTERM, handler)}
-    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:  # not if ignored (nohup)
-        replaced[signal.SIGINT] = signal.signal(signal.SIGINT, handler)
-    return replaced
-
-
-def restore_handlers(replaced: dict[int, object]) -> None:
-    for signum, handler in replaced.items():
-        signal.signal(signum, handler)
-    _STOP.signum = 0
-
-
-def raise_if_stopped() -> None:
-    """Raise the stop signal this process got, if it got one that was swallowed."""
-    if _STOP.signum:
-        raise Terminated if _STOP.signum == signal.SIGTERM else KeyboardInterrupt

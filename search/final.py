@@ -35,8 +35,7 @@ from search.views.final import format_final
 from search.views.publish import study_note
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = sys.argv[1:] if argv is None else argv
+def build_parser() -> Parser:
     p = Parser(
         prog="python -m search.final",
         description=__doc__.splitlines()[0],
@@ -66,7 +65,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     p.add_argument("--data-dir", help="default: $SEARCH_DATA_DIR or ./data")
     p.add_argument("--artifact-dir", help="default: artifacts/ beside an SQLite file")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = build_parser().parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     def body() -> int:

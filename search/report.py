@@ -41,7 +41,7 @@ def report(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> Parser:
     p = Parser(
         prog="python -m search.report",
         description=__doc__.splitlines()[0],
@@ -54,7 +54,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--study-name", required=True)
     p.add_argument("--storage", default=default_storage(), help=storage_help())
     p.add_argument("--out", default=None, help="default: reports/STUDY_NAME (made safe)")
-    args = p.parse_args(argv)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.ERROR)
     return guarded(lambda: report(args), args.debug)
 

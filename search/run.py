@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -167,7 +168,7 @@ def execute(args: argparse.Namespace, command: str) -> int:
     else:
         code = launch(args, study, spec, checked, (total, todo), started, say)
     print(f"study {study.study_name} in {display_url(args.storage)}")
-    print(study_summary(study, spec.space, checked.settings))
+    print(study_summary(study, spec.space, spec.settings))
     if code:
         stop = repeated_failure(study)  # the reason, as one process would have said it
         said = stop or f"a worker exited with code {code} (its message is above)"
@@ -204,6 +205,8 @@ def launch(
     if workers == 1:  # this process is the worker: the data it loaded serves, on its device
         data = checked.data if device.type == "cpu" else load_data(checked.task, spec)
         loaded = Loaded(checked.task, data)
+    if spec.settings.precision == "auto":  # said once, here: the workers decide alike
+        say(f"precision {spec.precision[1]}")
     say(
         f"study {study.study_name}: {todo} trials to run on {device}"
         + (f" with {workers} workers" if workers > 1 else "")
@@ -231,6 +234,19 @@ def launch(
         return run_in_workers(study, spec, workers, progress, Publisher)
 
 
+def caps_from_environment(argv: list[str]) -> list[str]:
+    """The caps ``$SEARCH_MAX_EPOCHS`` and ``$SEARCH_TRAIN_LIMIT`` gave this command, as the
+    options they stand for: the study records the command that reproduces it."""
+    caps = {"--max-epochs": "SEARCH_MAX_EPOCHS", "--train-limit": "SEARCH_TRAIN_LIMIT"}
+    given = {a.partition("=")[0] for a in argv}
+    return [
+        word
+        for flag, name in caps.items()
+        if flag not in given and os.environ.get(name)
+        for word in (flag, os.environ[name])
+    ]
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     args = build_parser().parse_args(argv)
@@ -238,7 +254,7 @@ def main(argv: list[str] | None = None) -> int:
         optuna.logging.set_verbosity(optuna.logging.WARNING)
     logging.captureWarnings(True)
     return guarded(
-        lambda: execute(args, command_line("search.run", argv)),
+        lambda: execute(args, command_line("search.run", [*argv, *caps_from_environment(argv)])),
         args.debug,
         interrupted="interrupted: the running trial was marked FAIL; "
         "run the same command again to resume",

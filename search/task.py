@@ -52,6 +52,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
+from search import signals
 from search.engine.data import Splits, load
 from search.engine.datasets import DataConfig
 
@@ -204,6 +205,7 @@ def batches(
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     order = order.to(tensors[0].device)
     for start in range(0, n, batch_size):
+        signals.stop_point()  # between batches: Ctrl-C or SIGTERM ends the trial here
         idx = order[start : start + batch_size]
         yield tuple(t.index_select(0, idx) for t in tensors)
 

@@ -17,7 +17,7 @@ from dataclasses import replace
 
 import optuna
 
-from search.cli import Parser, guarded
+from search.cli import Parser, guarded, non_negative_int
 from search.engine.device import DEVICES, resolve_device
 from search.study.opening import check_task_source
 from search.study.storage import default_storage, load_existing_study, storage_help
@@ -26,7 +26,7 @@ from search.tasks.loading import load_task
 from search.views.publish import Publisher
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> Parser:
     p = Parser(
         prog="python -m search.worker",
         description=__doc__.splitlines()[0],
@@ -55,8 +55,29 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="run a task whose source differs from the study's; the change is recorded",
     )
+    p.add_argument(
+        "--index",
+        type=non_negative_int,
+        default=index_from_environment(),
+        help="this worker's index: its sampler's seed is the study's plus it, so a run can be "
+        "reproduced (default: $SLURM_ARRAY_TASK_ID or $JOB_COMPLETION_INDEX, else a random "
+        "seed offset)",
+    )
     p.add_argument("--quiet", action="store_true")
-    args = p.parse_args(argv)
+    return p
+
+
+INDEX_ENV = ("SLURM_ARRAY_TASK_ID", "JOB_COMPLETION_INDEX")  # SLURM arrays, Kubernetes jobs
+
+
+def index_from_environment() -> int | None:
+    """A SLURM array task's or an indexed Kubernetes job's index, where there is one."""
+    found = next((os.environ[k] for k in INDEX_ENV if os.environ.get(k, "").isdigit()), None)
+    return None if found is None else int(found)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
 
     def join() -> int:
@@ -65,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             data_dir=args.data_dir or "",
             device=str(resolve_device(args.device)),
             artifact_dir=args.artifact_dir or "",
-            worker_id=os.getpid(),
+            index=args.index,
+            name=str(os.getpid() if args.index is None else args.index),
             task=args.task or "",
             quiet=args.quiet,
         )
@@ -74,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             task = load_task(args.task or spec.settings.task, "--task")
             check_task_source(study, task.source_hash, True, "--allow-task-change")
             spec = replace(spec, task_hash=task.source_hash)
+        if spec.settings.precision == "auto" and not args.quiet:
+            print(f"precision {spec.precision[1]}", file=sys.stderr)
         ran = work(spec, observe=Publisher)
         print(f"worker ran {ran} trials of {args.study_name}")
         return 0

@@ -13,6 +13,10 @@ import pytest
 from search.engine.data import DataConfig, Splits, load
 
 REAL_DATA = os.environ.get("SEARCH_DATA_DIR")
+# A reader's quick-look caps (docs/getting-started.md) are search.run's defaults when set; the
+# tests' own runs choose their caps themselves (tests/test_docs.py sets them for the docs).
+for _cap in ("SEARCH_MAX_EPOCHS", "SEARCH_TRAIN_LIMIT"):
+    os.environ.pop(_cap, None)
 
 
 def write_idx(path: Path, array: np.ndarray) -> None:

@@ -39,12 +39,21 @@ def _pause():
         os.close(os.open(_marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
     except FileExistsError:  # another process holds the pause
         return
+    from search import signals
+
     with socket.create_connection((_host, int(_port))) as conn:
         conn.sendall(f"{os.getpid()}\\n".encode())
-        try:
-            conn.recv(1)  # until the test resumes, or closes the connection
-        except OSError:
-            pass
+        conn.settimeout(0.05)
+        # Until the test resumes, closes the connection, or stops the process: a stop's
+        # handler only takes note, and the run stops at its next safe point, after this.
+        while not signals.stopping():
+            try:
+                conn.recv(1)
+                return
+            except TimeoutError:
+                continue
+            except OSError:
+                return
 
 
 def _train_one_epoch(model, step, *args, **kwargs):

@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from search.cli import as_option
 from search.engine.data import DataConfig, load
 from search.engine.datasets import RAW_FILES
-from search.errors import DataError, UsageError
+from search.errors import DataError
 
 from .conftest import make_dataset
 
@@ -88,7 +89,7 @@ def test_absent_data_that_cannot_be_downloaded_is_one_error_and_creates_nothing(
     with pytest.raises(DataError) as err:
         load(DataConfig(data_dir=data_dir))
     message = str(err.value)
-    assert message.startswith(f"--data-dir {data_dir}: mnist is not in ")
+    assert message.startswith(f"data_dir {data_dir}: mnist is not in ")  # the field, not a flag
     assert str(Path(data_dir) / "MNIST" / "raw") in message
     assert all(name in message for name in RAW_FILES)
     # the closed port of the no_downloads fixture: the reason, not torchvision's empty heading
@@ -154,7 +155,7 @@ def test_a_download_that_cannot_be_written_into_the_data_folder_leaves_nothing(
     with pytest.raises(DataError) as err:
         load(DataConfig(data_dir=str(tmp_path / "data")))
     assert str(err.value) == (
-        f"--data-dir {tmp_path / 'data'}: mnist was downloaded but cannot be written into "
+        f"data_dir {tmp_path / 'data'}: mnist was downloaded but cannot be written into "
         f"{tmp_path / 'data' / 'MNIST' / 'raw'} (no space left on device); point --data-dir (or "
         "SEARCH_DATA_DIR) at a folder you can write to"
     )
@@ -170,8 +171,8 @@ def test_a_data_dir_pointing_into_the_dataset_names_the_folder_meant(
     with pytest.raises(DataError) as err:
         load(DataConfig(data_dir=given))
     message = str(err.value)
-    assert message.startswith(f"--data-dir {Path(given)}: mnist is not in ")
-    assert message.endswith(f"did you mean --data-dir {tiny_root}?")
+    assert message.startswith(f"data_dir {Path(given)}: mnist is not in ")  # its field
+    assert message.endswith(f"did you mean {tiny_root}?")
     assert "\n" not in message and err.value.exit_code == 1
     assert not (tiny_root / "MNIST" / "MNIST").exists()
     assert not (tiny_root / "MNIST" / "raw" / "MNIST").exists()
@@ -190,14 +191,28 @@ def test_the_four_files_in_a_folder_of_another_name_are_found_but_not_moved(tmp_
     assert sorted(p.name for p in tmp_path.iterdir()) == ["downloads"]
 
 
-def test_unknown_dataset_is_a_usage_error():
-    with pytest.raises(UsageError, match="--dataset"):
+def test_unknown_dataset_is_a_value_error_naming_the_field():
+    with pytest.raises(ValueError, match="^dataset: "):
         DataConfig(dataset="cifar")
 
 
-def test_validation_split_larger_than_the_data_is_a_usage_error(tiny_root: Path):
-    with pytest.raises(UsageError, match="--val-size"):
+def test_validation_split_larger_than_the_data_is_a_value_error_naming_the_field(
+    tiny_root: Path,
+):
+    with pytest.raises(ValueError, match="^val_size: "):
         load(DataConfig(data_dir=str(tiny_root), val_size=5000))
+
+
+@pytest.mark.parametrize(
+    ("given", "shown"),
+    [
+        ("val_size: expected fewer", "--val-size: expected fewer"),
+        ("data_dir /x: mnist is not in", "--data-dir /x: mnist is not in"),
+        ("hidden: expected positive", None),  # not an option: a space's parameter
+    ],
+)
+def test_the_command_line_names_the_option_of_an_engine_field(given, shown):
+    assert as_option(given) == shown
 
 
 def test_data_that_must_be_downloaded_without_torchvision_names_the_extra(tmp_path, monkeypatch):

@@ -236,7 +236,7 @@ def test_each_trial_is_timed_after_an_untimed_warm_up_of_its_configuration(
         (["--space", "missing.toml"], 2, "--space"),
         (["--epochs", "3"], 2, "--epochs"),
         (["--sampler", "random", "--warm-start", "nope"], 2, "--warm-start"),
-        (["--data-dir", "DATA/MNIST/raw"], 1, "did you mean --data-dir"),
+        (["--data-dir", "DATA/MNIST/raw"], 1, "did you mean"),
         (["--data-dir", "nowhere"], 1, "not in"),
         (["--storage", "sqlite://"], 1, "in-memory SQLite database keeps nothing"),
         (["--artifact-dir", "/proc/nope"], 1, "--artifact-dir /proc/nope: cannot write"),

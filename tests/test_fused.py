@@ -11,7 +11,6 @@ from search.engine.model import build_mlp
 from search.engine.optim import BACKENDS, FlatOptimizer
 from search.engine.steps import autograd_step, loss_fn
 from search.engine.train import fit
-from search.errors import UsageError
 
 
 def _pair(activation: str, loss: str, l1: float, backend: str, batch: int = 16):
@@ -74,8 +73,8 @@ def test_the_autograd_reference_is_pytorchs_label_smoothed_cross_entropy():
         ({"label_smoothing": 0.1, "loss": "mse"}, "only for the nll and cross_entropy losses"),
     ],
 )
-def test_label_smoothing_outside_its_range_or_loss_is_a_usage_error(cfg, message):
-    with pytest.raises(UsageError, match=re.escape(message)):
+def test_label_smoothing_outside_its_range_or_loss_is_a_value_error(cfg, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
         TrainConfig(**cfg)
 
 

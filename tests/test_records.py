@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -30,3 +31,19 @@ def test_optuna_best_trial_prints_a_short_table(ofat_db: Path):
     )
     assert done.returncode == 0, done.stderr
     assert 0 < len(done.stdout.encode()) < MAX_BEST_TRIAL_BYTES
+
+
+SEARCH = Path(__file__).resolve().parent.parent / "search"
+ATTRIBUTE_ACCESS = re.compile(r"user_attrs\b|set_user_attr\(|set_trial_user_attr\(")
+LITERAL = re.compile(r"""["'][A-Za-z_:]+["']""")
+
+
+def test_every_record_key_is_spelled_in_the_records_module_only():
+    spelled = [
+        f"{path.relative_to(SEARCH)}:{n}: {line.strip()}"
+        for path in sorted(SEARCH.rglob("*.py"))
+        if path.name != "records.py"
+        for n, line in enumerate(path.read_text().splitlines(), 1)
+        if ATTRIBUTE_ACCESS.search(line) and LITERAL.search(line)
+    ]
+    assert spelled == []

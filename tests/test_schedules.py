@@ -13,7 +13,6 @@ from search.engine.model import build_mlp
 from search.engine.optim import BACKENDS, OPTIMIZERS, FlatOptimizer
 from search.engine.schedules import Schedule
 from search.engine.train import fit
-from search.errors import UsageError
 from search.tasks.mlp.vocabulary import BASE_LR
 
 from .test_train import _torch_optimizer, lockstep
@@ -102,11 +101,11 @@ def test_a_scheduled_fit_trains_and_differs_from_a_constant_rate(kind, tiny_spli
     assert moved.history[-1].train_loss != plain.history[-1].train_loss
 
 
-def test_an_unknown_schedule_is_a_usage_error_naming_it():
-    with pytest.raises(UsageError, match="schedule: expected one of constant, step, cosine"):
+def test_an_unknown_schedule_is_a_value_error_naming_it():
+    with pytest.raises(ValueError, match="schedule: expected one of constant, step, cosine"):
         Schedule("linear")
 
 
-def test_a_warm_up_as_long_as_the_run_is_a_usage_error():
-    with pytest.raises(UsageError, match="warmup_epochs: 4 is not shorter than the run's 4"):
+def test_a_warm_up_as_long_as_the_run_is_a_value_error():
+    with pytest.raises(ValueError, match="warmup_epochs: 4 is not shorter than the run's 4"):
         Schedule("cosine", warmup_epochs=4).rates(1.0, PER_EPOCH, EPOCHS)

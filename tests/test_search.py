@@ -289,6 +289,7 @@ def test_best_prints_a_space_file_that_reruns_the_best_configuration(tiny_root, 
         "seed": 1,
         "val_size": 200,
         "judge_epoch": "last",
+        "precision": "auto",  # bf16 products where the CPU has them: the rerun does the same
     }
     # No caps on the command: the file carries them.
     run_ok(tiny_root, db, "--sampler", "grid", "--space", str(path), "--study-name", "rerun")

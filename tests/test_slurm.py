@@ -98,7 +98,7 @@ def submit(*argv: str, env: dict | None = None, cwd: Path | None = None):
     )
 
 
-GRID_STUDY, GRID_TASKS = "grid", 4  # the README's step 3 submits these
+GRID_STUDY, GRID_TASKS = "grid", 4  # docs/workers.md's step 3 submits these
 GRID_OPTIONS = ["--sampler", "grid", "--max-epochs", "1", "--train-limit", "2000"]
 
 
@@ -132,8 +132,8 @@ def wait_for(
 
 
 def submit_argv(study: str, tasks: int) -> list[str]:
-    """``search.submit``'s arguments for ``tasks`` workers, 2 at a time (the README's step 3
-    is this with the grid's study and 4 tasks: tests/test_readme.py checks it)."""
+    """``search.submit``'s arguments for ``tasks`` workers, 2 at a time (docs/workers.md's step
+    3 is this with the grid's study and 4 tasks: tests/test_docs.py checks it)."""
     return ["slurm", "--study-name", study, "--tasks", str(tasks), "--parallel", "2"]
 
 

@@ -7,12 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from search.engine.schedules import Schedule
-from search.errors import UsageError
 
 ACTIVATIONS = ("relu", "sigmoid", "tanh", "gelu", "leaky_relu")  # built by search.engine.model
 # The update rules of search.engine.optim; nesterov is SGD with Nesterov momentum.
 OPTIMIZERS = ("adadelta", "sgd", "nesterov", "adam", "adamw")
 LOSSES = ("nll", "cross_entropy", "mse", "mse_logprob")  # defined in search.engine.steps
+PRECISIONS = ("fp32", "bf16")  # of a run's matrix products (search.engine.products)
+PRECISION_SETTINGS = ("auto", *PRECISIONS)  # a study's: auto is resolved per device
 
 
 @dataclass(frozen=True)
@@ -26,14 +27,14 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         if self.activation not in ACTIVATIONS:
-            raise UsageError(
+            raise ValueError(
                 f"activation: expected one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"
             )
         if not self.hidden or any(int(h) < 1 for h in self.hidden):
-            raise UsageError(f"hidden: expected positive layer sizes, got {self.hidden!r}")
+            raise ValueError(f"hidden: expected positive layer sizes, got {self.hidden!r}")
         for name in ("dropout", "input_dropout"):
             if not 0.0 <= getattr(self, name) < 1.0:
-                raise UsageError(f"{name}: expected a rate in [0, 1), got {getattr(self, name)}")
+                raise ValueError(f"{name}: expected a rate in [0, 1), got {getattr(self, name)}")
 
 
 @dataclass(frozen=True)
@@ -54,6 +55,9 @@ class TrainConfig:
     # (search.final) has no validation set and reads the test set once, after its last epoch.
     every_epoch: bool = True
     fused: bool = True  # use the hand-written step (search.engine.fused) where it can
+    # The matrix products' inputs: fp32, or bf16 where the device multiplies it fast
+    # (search.engine.precision resolves "auto"); weights, optimizer and losses stay fp32.
+    precision: str = "fp32"
     cuda_graph: bool = True  # on CUDA, replay the fused step as a captured graph
 
     def __post_init__(self) -> None:
@@ -66,15 +70,16 @@ class TrainConfig:
             ("l1", self.l1 >= 0, "a non-negative strength"),
             ("weight_decay", self.weight_decay >= 0, "a non-negative strength"),
             ("log_every", self.log_every >= 1, "a positive count"),
+            ("precision", self.precision in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
         ]
         for name, ok, expected in checks:
             if not ok:
                 raise ValueError(f"{name}: expected {expected}, got {getattr(self, name)!r}")
         if not 0 <= self.label_smoothing < 1:
-            raise UsageError(
+            raise ValueError(
                 f"label_smoothing: expected a share in [0, 1), got {self.label_smoothing!r}"
             )
         if self.label_smoothing and self.loss not in ("nll", "cross_entropy"):
-            raise UsageError(
+            raise ValueError(
                 f"label_smoothing: only for the nll and cross_entropy losses, not {self.loss!r}"
             )

@@ -23,7 +23,7 @@ from search.engine.datasets import (
     refuse_misplaced,
 )
 from search.engine.download import download
-from search.errors import DataError, UsageError
+from search.errors import DataError
 
 IMAGE_SIDE = 28
 N_CLASSES = 10
@@ -92,8 +92,8 @@ def load(cfg: DataConfig, device: torch.device | str = "cpu") -> Splits:
     train_img, train_lab = _read(cfg, train=True)
     test_img, test_lab = _read(cfg, train=False)
     if cfg.val_size >= len(train_img):
-        raise UsageError(
-            f"--val-size: expected fewer than the {len(train_img)} training samples, "
+        raise ValueError(
+            f"val_size: expected fewer than the {len(train_img)} training samples, "
             f"got {cfg.val_size}"
         )
 

@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from search.errors import DataError, UsageError
+from search.errors import DataError
 
 # name -> (torchvision class name, folder under the root, training-set mean and std of [0, 1]
 # pixels). MNIST's figures are the reference study's; the others are their own training sets'.
@@ -43,13 +43,13 @@ class DataConfig:
 
     def __post_init__(self) -> None:
         if self.dataset not in DATASETS:
-            raise UsageError(
-                f"--dataset: expected one of {', '.join(DATASETS)}, got {self.dataset!r}"
+            raise ValueError(
+                f"dataset: expected one of {', '.join(DATASETS)}, got {self.dataset!r}"
             )
         if self.val_size < 0:  # 0 only for a final run, which trains on every image
-            raise UsageError(f"--val-size: expected a positive count, got {self.val_size}")
+            raise ValueError(f"val_size: expected a positive count, got {self.val_size}")
         if self.train_limit is not None and self.train_limit < 1:
-            raise UsageError(f"--train-limit: expected a positive count, got {self.train_limit}")
+            raise ValueError(f"train_limit: expected a positive count, got {self.train_limit}")
 
 
 def raw_folder(cfg: DataConfig) -> Path:
@@ -75,11 +75,11 @@ def refuse_misplaced(cfg: DataConfig) -> None:
             continue
         folder = DATASETS[cfg.dataset][1]
         if holder.name == "raw" and holder.parent.name == folder:
-            fix = f"did you mean --data-dir {holder.parent.parent}?"
+            fix = f"did you mean {holder.parent.parent}?"
         else:  # the files are there, but not in the layout torchvision and we read
             target, layout = raw_folder(cfg), f"{folder}/raw"
             fix = f"move them into {target}, or point --data-dir at a folder holding {layout}"
         raise DataError(
-            f"--data-dir {given}: {cfg.dataset} is not in {expected(cfg)}, but {holder} holds "
+            f"data_dir {given}: {cfg.dataset} is not in {expected(cfg)}, but {holder} holds "
             f"those files; {fix}"
         )

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import torch
 
-from search.errors import UsageError
-
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
@@ -23,9 +21,9 @@ def resolve_device(name: str) -> torch.device:
         "mps": torch.backends.mps.is_available(),
     }
     if name not in available:
-        raise UsageError(f"--device: expected one of {', '.join(DEVICES)}, got {name!r}")
+        raise ValueError(f"device: expected one of {', '.join(DEVICES)}, got {name!r}")
     if not available[name]:
-        raise UsageError(f"--device {name}: not available on this machine; use --device auto")
+        raise ValueError(f"device: {name} is not available on this machine; use auto")
     return torch.device(name)
 
 

@@ -66,7 +66,7 @@ def download(cfg: DataConfig) -> None:
                 cls(tmp, train=True, download=True)  # fetches all four files
         except Exception as e:  # noqa: BLE001 - urllib, torchvision and gzip raise many kinds
             raise DataError(
-                f"--data-dir {cfg.data_dir}: {cfg.dataset} is not in {expected(cfg)}, and the "
+                f"data_dir {cfg.data_dir}: {cfg.dataset} is not in {expected(cfg)}, and the "
                 f"download failed ({_download_failure(e)}); point --data-dir (or "
                 f"SEARCH_DATA_DIR) at the folder that holds {DATASETS[cfg.dataset][1]}/raw"
             ) from e
@@ -103,7 +103,7 @@ def _install(downloaded: Path, raw: Path, cfg: DataConfig) -> None:
                 else:
                     path.unlink()
         raise DataError(
-            f"--data-dir {cfg.data_dir}: {cfg.dataset} was downloaded but cannot be written "
+            f"data_dir {cfg.data_dir}: {cfg.dataset} was downloaded but cannot be written "
             f"into {raw} ({(e.strerror or type(e).__name__).lower()}); point --data-dir (or "
             "SEARCH_DATA_DIR) at a folder you can write to"
         ) from e

@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from search.engine.optim import FlatOptimizer
+from search.engine.products import products_for
 
 FUSED_ACTIVATIONS = ("relu", "sigmoid", "tanh", "leaky_relu")
 LEAKY_SLOPE = 0.01  # nn.LeakyReLU's default
@@ -59,6 +60,7 @@ class FusedMLPStep:
         batch_size: int,
         label_smoothing: float = 0.0,
         input_dropout: float = 0.0,
+        precision: str = "fp32",
     ) -> None:
         self.linears = [m for m in model if isinstance(m, nn.Linear)]
         self.opt, self.activation, self.loss, self.l1, self.dropout = (
@@ -74,6 +76,7 @@ class FusedMLPStep:
         self.weights = [lin.weight for lin in self.linears]
         self.weights_t = [lin.weight.t() for lin in self.linears]
         self.biases = [lin.bias for lin in self.linears]
+        self.products = products_for(precision, self.weights_t, self.grad_w)
         self.last = len(self.linears) - 1
         dev = opt.flat.device
         widths = [lin.out_features for lin in self.linears]
@@ -161,16 +164,18 @@ class FusedMLPStep:
             keep = 1 - self.input_dropout
             x = torch.mul(x, v.in_mask.bernoulli_(keep).div_(keep), out=v.in_dropped)
         h_in = x
+        products = self.products
+        products.begin()
         for i in range(last):
             h = v.acts[i]
-            torch.addmm(self.biases[i], h_in, self.weights_t[i], out=h)
+            products.linear(i, h_in, self.biases[i], h)
             self._activate(h)
             if dropping:
                 mask = v.masks[i].bernoulli_(1 - self.dropout).div_(1 - self.dropout)
                 h = torch.mul(h, mask, out=v.dropped[i])
             h_in = h
         z = v.acts[last]
-        torch.addmm(self.biases[last], h_in, self.weights_t[last], out=z)
+        products.linear(last, h_in, self.biases[last], z)
         if self.native_loss:  # dz overwrites z, which the forward pass is done with
             np_z = v.np_acts[last]
             self.kernels.nll_forward_backward(
@@ -181,12 +186,12 @@ class FusedMLPStep:
             loss, g = self._loss_and_grad(z, y, v)
             g_t = g.t()
         for i in range(last, -1, -1):
-            torch.mm(g_t, inputs[i - 1] if i else x, out=self.grad_w[i])
+            products.weight_grad(i, g_t, inputs[i - 1] if i else x, self.grad_w[i])
             if not (self.native_loss if i == last else self.native):  # else a kernel did it
                 torch.sum(g, dim=0, out=self.grad_b[i])
             if i == 0:
                 break
-            back = torch.mm(g, self.weights[i], out=v.back[i - 1])
+            back = products.backward(i, g, v.back[i - 1])
             if dropping:
                 back.mul_(v.masks[i - 1])
             if self.native:  # in place, and the bias gradient of layer i - 1 with it

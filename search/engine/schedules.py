@@ -12,8 +12,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from search.errors import UsageError
-
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 ONECYCLE_WARMUP = 0.3  # OneCycleLR's pct_start: the share of the steps spent rising
 ONECYCLE_DIV, ONECYCLE_FINAL_DIV = 25.0, 1e4  # OneCycleLR's start and end: max / 25, / 1e4 more
@@ -29,13 +27,13 @@ class Schedule:
 
     def __post_init__(self) -> None:
         if self.kind not in SCHEDULES:
-            raise UsageError(
+            raise ValueError(
                 f"schedule: expected one of {', '.join(SCHEDULES)}, got {self.kind!r}"
             )
         if not 0 < self.gamma <= 1:
-            raise UsageError(f"gamma: expected a factor in (0, 1], got {self.gamma!r}")
+            raise ValueError(f"gamma: expected a factor in (0, 1], got {self.gamma!r}")
         if self.warmup_epochs < 0:
-            raise UsageError(f"warmup_epochs: expected 0 or more, got {self.warmup_epochs!r}")
+            raise ValueError(f"warmup_epochs: expected 0 or more, got {self.warmup_epochs!r}")
 
     def rates(self, lr: float, steps_per_epoch: int, epochs: int) -> list[float]:
         """The rate of each of the run's ``steps_per_epoch * epochs`` steps."""
@@ -47,7 +45,7 @@ class Schedule:
         if self.kind == "cosine":
             warm = round(self.warmup_epochs * steps_per_epoch)
             if warm >= total:
-                raise UsageError(
+                raise ValueError(
                     f"warmup_epochs: {self.warmup_epochs} is not shorter than the run's "
                     f"{epochs} epochs; give fewer warm-up epochs or more epochs"
                 )

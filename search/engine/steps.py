@@ -49,11 +49,17 @@ def loss_fn(
 
 
 def autograd_step(model: nn.Module, opt: FlatOptimizer, cfg: TrainConfig) -> Step:
-    """The textbook step: forward, loss (+ L1 penalty), backward, optimizer update."""
+    """The textbook step: forward, loss (+ L1 penalty), backward, optimizer update; with
+    ``precision`` bf16 the forward's products run under bf16 autocast (the weights, the
+    optimizer and the loss stay fp32)."""
     weights = weight_matrices(model) if cfg.l1 else []
+    device = opt.flat.device.type
+    cast = cfg.precision == "bf16"
 
     def step(xb: torch.Tensor, yb: torch.Tensor) -> torch.Tensor:
-        loss = loss_fn(cfg.loss, model(xb), yb, cfg.label_smoothing)
+        with torch.autocast(device, dtype=torch.bfloat16, enabled=cast):
+            logits = model(xb)
+        loss = loss_fn(cfg.loss, logits.float(), yb, cfg.label_smoothing)
         if weights:
             loss = loss + cfg.l1 * sum(w.abs().sum() for w in weights)
         opt.zero_grad()
@@ -84,6 +90,7 @@ def make_step(
         cfg.batch_size,
         label_smoothing=cfg.label_smoothing,
         input_dropout=model_cfg.input_dropout,
+        precision=cfg.precision,
     )
     if cfg.cuda_graph and opt.flat.device.type == "cuda":
         return graphs.GraphedStep(fused_step, buffers), "fused+graph"

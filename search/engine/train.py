@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from search import signals
 from search.engine import graphs
 from search.engine.checkpoint import Checkpoint
 from search.engine.config import ModelConfig, TrainConfig
@@ -83,6 +84,7 @@ def train_one_epoch(
     losses = torch.empty(math.ceil(n / batch_size), device=x.device)
     xbuf, ybuf = buffers
     for i, start in enumerate(range(0, n, batch_size)):
+        signals.stop_point()  # between batches: a stop ends the run here
         idx = perm[start : start + batch_size]
         xb, yb = (xbuf, ybuf) if len(idx) == batch_size else (xbuf[: len(idx)], ybuf[: len(idx)])
         torch.index_select(x, 0, idx, out=xb)
@@ -128,21 +130,23 @@ def warm_up(model_cfg: ModelConfig, cfg: TrainConfig, data: Splits) -> None:
     fit(model_cfg, short, tiny)
 
 
-def fit(
-    model_cfg: ModelConfig,
-    cfg: TrainConfig,
-    data: Splits,
-    on_epoch: Callable[[EpochRecord], bool] | None = None,
-    resume: Checkpoint | None = None,
-    keep: Callable[[Checkpoint], None] | None = None,
-) -> TrainResult:
-    """Train for ``cfg.epochs``; ``on_epoch`` sees each record and returns True to stop early.
-    ``keep`` gets a checkpoint at the end of every epoch (after ``on_epoch``); ``resume``
-    goes on from one, after its epoch, exactly as the run that wrote it would have."""
-    start = time.perf_counter()
-    cuda = data.device.type == "cuda"
-    if cuda:  # the peak from here on counts what is already allocated: the worker's data
-        torch.cuda.reset_peak_memory_stats(data.device)
+@dataclass
+class _Run:
+    """One fit's moving parts: built once, perhaps restored, then advanced epoch by epoch."""
+
+    model: nn.Module
+    opt: FlatOptimizer
+    generator: torch.Generator  # the batch order's
+    buffers: tuple[torch.Tensor, torch.Tensor]
+    step: Step
+    result: TrainResult
+    seen: int = 0  # training samples processed so far
+    first: int = 1  # the first epoch to train
+
+
+def _build(model_cfg: ModelConfig, cfg: TrainConfig, data: Splits) -> _Run:
+    """The model, its optimizer (with the schedule's rates), the batch order and the step, in
+    the order of their random draws: the seed's first numbers initialise the weights."""
     torch.manual_seed(cfg.seed)
     model = build_mlp(model_cfg).to(data.device)
     steps_per_epoch = math.ceil(len(data.train_x) / cfg.batch_size)
@@ -159,62 +163,89 @@ def fit(
     )
     step, kind = make_step(model, opt, model_cfg, cfg, buffers)
     result = TrainResult(n_params=count_parameters(model), model=model, step=kind)
-    seen, first = 0, 1
-    if resume is not None:  # after the model and optimizer are built: their draws are done
-        opt.restore(resume.params, resume.state, resume.steps)
-        torch.set_rng_state(resume.rng)
-        generator.set_state(resume.batch_rng)
-        if cuda and resume.cuda_rng is not None:
-            torch.cuda.set_rng_state(resume.cuda_rng, data.device)
-        result.history, result.curve = list(resume.history), list(resume.curve)
-        seen, first = resume.seen, resume.epoch + 1
-    for epoch in range(first, cfg.epochs + 1):
-        t0 = time.perf_counter()
-        losses = train_one_epoch(
-            model,
-            step,
-            cfg.batch_size,
-            data.train_x,
-            data.train_y,
-            generator,
-            buffers,
+    return _Run(model, opt, generator, buffers, step, result)
+
+
+def _restore(run: _Run, resume: Checkpoint, device: torch.device) -> None:
+    """Go on after the checkpoint's epoch; after the build, whose random draws are done."""
+    run.opt.restore(resume.params, resume.state, resume.steps)
+    torch.set_rng_state(resume.rng)
+    run.generator.set_state(resume.batch_rng)
+    if device.type == "cuda" and resume.cuda_rng is not None:
+        torch.cuda.set_rng_state(resume.cuda_rng, device)
+    run.result.history, run.result.curve = list(resume.history), list(resume.curve)
+    run.seen, run.first = resume.seen, resume.epoch + 1
+
+
+def _epoch(run: _Run, cfg: TrainConfig, data: Splits, epoch: int) -> EpochRecord | None:
+    """Train one epoch and measure it; None when its training loss is not finite."""
+    t0 = time.perf_counter()
+    losses = train_one_epoch(
+        run.model, run.step, cfg.batch_size, data.train_x, data.train_y, run.generator,
+        run.buffers,
+    )  # fmt: skip
+    values = losses.tolist()  # the epoch's one synchronisation with the device
+    seconds = time.perf_counter() - t0
+    for i in range(0, len(values), cfg.log_every):
+        chunk = values[i : i + cfg.log_every]
+        seen_at = run.seen + min((i + len(chunk)) * cfg.batch_size, len(data.train_x))
+        run.result.curve.append((seen_at, sum(chunk) / len(chunk)))
+    run.seen += len(data.train_x)
+    if not all(math.isfinite(v) for v in values):
+        return None
+    val_loss = val_acc = test_loss = test_acc = math.nan  # not measured this epoch
+    if cfg.every_epoch:
+        val_loss, val_acc = evaluate(run.model, data.val_x, data.val_y, cfg.loss, cfg.eval_batch)
+    if cfg.every_epoch or epoch == cfg.epochs:
+        test_loss, test_acc = evaluate(
+            run.model, data.test_x, data.test_y, cfg.loss, cfg.eval_batch
         )
-        values = losses.tolist()  # the epoch's one synchronisation with the device
-        seconds = time.perf_counter() - t0
-        for i in range(0, len(values), cfg.log_every):
-            chunk = values[i : i + cfg.log_every]
-            seen_at = seen + min((i + len(chunk)) * cfg.batch_size, len(data.train_x))
-            result.curve.append((seen_at, sum(chunk) / len(chunk)))
-        seen += len(data.train_x)
-        if not all(math.isfinite(v) for v in values):
+    train_loss = sum(values) / len(values)
+    return EpochRecord(
+        epoch=epoch,
+        train_loss=train_loss,
+        val_loss=val_loss,
+        val_acc=val_acc,
+        test_loss=test_loss,
+        test_acc=test_acc,
+        seconds=round(seconds, 4),
+        samples_seen=run.seen,
+    )
+
+
+def fit(
+    model_cfg: ModelConfig,
+    cfg: TrainConfig,
+    data: Splits,
+    on_epoch: Callable[[EpochRecord], bool] | None = None,
+    resume: Checkpoint | None = None,
+    keep: Callable[[Checkpoint], None] | None = None,
+) -> TrainResult:
+    """Train for ``cfg.epochs``; ``on_epoch`` sees each record and returns True to stop early.
+    ``keep`` gets a checkpoint at the end of every epoch (after ``on_epoch``); ``resume``
+    goes on from one, after its epoch, exactly as the run that wrote it would have."""
+    start = time.perf_counter()
+    cuda = data.device.type == "cuda"
+    if cuda:  # the peak from here on counts what is already allocated: the worker's data
+        torch.cuda.reset_peak_memory_stats(data.device)
+    run = _build(model_cfg, cfg, data)
+    if resume is not None:
+        _restore(run, resume, data.device)
+    result = run.result
+    for epoch in range(run.first, cfg.epochs + 1):
+        record = _epoch(run, cfg, data, epoch)
+        if record is None:
             result.outcome = "diverged"
             break
-        val_loss = val_acc = test_loss = test_acc = math.nan  # not measured this epoch
-        if cfg.every_epoch:
-            val_loss, val_acc = evaluate(model, data.val_x, data.val_y, cfg.loss, cfg.eval_batch)
-        if cfg.every_epoch or epoch == cfg.epochs:
-            test_loss, test_acc = evaluate(
-                model, data.test_x, data.test_y, cfg.loss, cfg.eval_batch
-            )
-        record = EpochRecord(
-            epoch,
-            sum(values) / len(values),
-            val_loss,
-            val_acc,
-            test_loss,
-            test_acc,
-            round(seconds, 4),
-            seen,
-        )
         result.history.append(record)
         if on_epoch is not None and on_epoch(record):
             result.outcome = "stopped"
             break
         if keep is not None:
-            keep(_checkpoint(epoch, opt, generator, result, seen, data.device))
-    if isinstance(step, graphs.GraphedStep):
-        result.graph_fallback = step.fallback_reason
-        result.step = "fused+graph" if step.captured else "fused"
+            keep(_checkpoint(epoch, run.opt, run.generator, result, run.seen, data.device))
+    if isinstance(run.step, graphs.GraphedStep):
+        result.graph_fallback = run.step.fallback_reason
+        result.step = "fused+graph" if run.step.captured else "fused"
     if cuda:
         result.peak_gpu_mib = torch.cuda.max_memory_allocated(data.device) / 2**20
     result.seconds = time.perf_counter() - start

@@ -33,7 +33,6 @@ from search.study.locks import study_lock
 from search.study.queries import rdb
 from search.task import WEIGHTS_FILE
 
-UID = "uid"  # the study's user attribute: its random id, for its folder
 CHECKPOINT_FILE = "checkpoint.pt"
 NAME_CHARS = 40  # of the study's name in its folder's name
 
@@ -44,7 +43,8 @@ def new_uid() -> str:
 
 def study_uid(study: optuna.Study) -> str:
     """The study's uid; a study made before uids has its name's hash instead."""
-    return study.user_attrs.get(UID) or hashlib.sha1(study.study_name.encode()).hexdigest()[:12]
+    uid = records.study_record(study, records.UID)
+    return uid or hashlib.sha1(study.study_name.encode()).hexdigest()[:12]
 
 
 def study_folder(artifact_dir: Path, study: optuna.Study) -> Path:

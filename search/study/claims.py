@@ -2,8 +2,9 @@
 
 The missing grid points are queued as WAITING trials under the study's lock, a short window
 at a time, and a worker claims one with the storage's WAITING -> RUNNING update, which
-succeeds for one claimant only. A sampler's trial is claimed by ``ask``. Ctrl-C is held back
-while a claim is half made, so a trial is never left claimed without an owner.
+succeeds for one claimant only. A sampler's trial is claimed by ``ask``. A stop is held back
+while a claim is half made (``search.signals.deferred``), so a trial is never left claimed
+without an owner.
 
 Every claim is recorded in the trial's records (``search.study.records``: the worker, when,
 and the sampler it ran with), so each execution of a trial can be counted after the fact, and
@@ -12,19 +13,15 @@ a point run twice shows as two claims.
 
 from __future__ import annotations
 
-import contextlib
 import datetime
-import signal
-import threading
 import warnings
 from collections import Counter
-from collections.abc import Iterator
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
-from search.errors import Terminated
+from search import signals
 from search.study import records
 from search.study.identity import worker_identity
 from search.study.internals import storage_of, trial_id
@@ -35,7 +32,6 @@ from search.study.space import Space, point_key
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 PENDING = (TrialState.WAITING, TrialState.RUNNING)
 QUEUE_WINDOW = 64  # grid points waiting in the queue at a time (see enqueue_missing)
-STOPS = (signal.SIGINT, signal.SIGTERM)  # how a user, docker, Kubernetes or SLURM stop a run
 
 
 def _record_claim(study: optuna.Study, row: int) -> None:
@@ -87,42 +83,20 @@ def enqueue_missing(
     return added
 
 
-@contextlib.contextmanager
-def held_sigint() -> Iterator[None]:
-    """Hold Ctrl-C and SIGTERM back while a claim (or a trial's end) is half made; raise the
-    first once whole.
-
-    Python runs signal handlers in the main thread, so a handler that only takes note is
-    enough (masking the signal would not be: another thread could still receive it).
-    """
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    caught: list[int] = []
-    previous = {s: signal.signal(s, lambda signum, frame: caught.append(signum)) for s in STOPS}
-    try:
-        yield
-    finally:
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-    if caught:
-        raise Terminated if caught[0] == signal.SIGTERM else KeyboardInterrupt
-
-
 def fail_interrupted(study: optuna.Study, trial: optuna.Trial) -> None:
-    """Mark the trial FAIL "interrupted"; a second Ctrl-C meanwhile must not cut this short."""
-    if threading.current_thread() is threading.main_thread():
-        for s in STOPS:  # the process is on its way out
-            signal.signal(s, signal.SIG_IGN)
-    trial.set_user_attr(records.FAIL_REASON, "interrupted")
-    study.tell(trial, state=TrialState.FAIL)
+    """Mark the trial FAIL "interrupted"; a second Ctrl-C meanwhile must not cut this short
+    (the caller is on its way out with the stop already)."""
+    with signals.deferred(raise_after=False):
+        for key, value in records.failure(records.FailKind.INTERRUPTED, "interrupted").items():
+            trial.set_user_attr(key, value)
+        study.tell(trial, state=TrialState.FAIL)
 
 
 def claim_waiting(study: optuna.Study) -> optuna.Trial | None:
     """Take one WAITING trial for this process, or None when the queue is empty."""
     claimed: list[optuna.Trial] = []
     try:
-        with held_sigint():
+        with signals.deferred():
             trial = _claim(study)
             if trial is not None:
                 claimed.append(trial)
@@ -152,7 +126,7 @@ def ask(study: optuna.Study) -> optuna.Trial:
     """A new trial from the sampler, with its owner recorded (Ctrl-C as in claim_waiting)."""
     asked: list[optuna.Trial] = []
     try:
-        with held_sigint(), warnings.catch_warnings():
+        with signals.deferred(), warnings.catch_warnings():
             # Optuna warns that heartbeats go with study.optimize: this loop beats itself.
             warnings.simplefilter("ignore", UserWarning)
             asked.append(study.ask())

@@ -17,7 +17,6 @@ from search.study import records
 from search.study.queries import trial_ids
 
 REPEATS = 3  # consecutive failures with one reason that stop a study
-INTERRUPTED = "interrupted"  # how the reason of a trial failed by an interruption starts
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
 
 
@@ -31,7 +30,7 @@ def reason_of(t: FrozenTrial) -> str:
 
 def interrupted(t: FrozenTrial) -> bool:
     """Failed by a stop or a dead worker, not by its own run: its point runs again."""
-    return t.state == TrialState.FAIL and reason_of(t).startswith(INTERRUPTED)
+    return t.state == TrialState.FAIL and records.fail_kind_of(t) == records.FailKind.INTERRUPTED
 
 
 def counted_trials(study: optuna.Study) -> int:

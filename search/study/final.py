@@ -27,8 +27,8 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.trial import FrozenTrial
 
 from search.errors import SearchError
+from search.study import records
 from search.study.final_run import FinalConfig, Job, train_job
-from search.study.opening import TASK_HASH
 from search.study.settings import StudySettings, stored_settings
 from search.study.space import point_key
 from search.study.trials import ranked
@@ -63,7 +63,7 @@ def plan(study: optuna.Study, cfg: FinalConfig, folder: Path) -> list[Job]:
                     seed=seed,
                     params=dict(t.params),
                     settings=settings,
-                    task_hash=study.user_attrs.get(TASK_HASH, ""),
+                    task_hash=records.study_record(study, records.TASK_HASH, ""),
                     cfg=cfg,
                     threads=threads,
                     folder=str(folder / f"trial-{t.number}-seed-{seed}"),
@@ -192,5 +192,5 @@ def finalize(
         "command": command,
         "seconds": round(time.perf_counter() - start, 1),
     }
-    study.set_user_attr("final", record)
+    records.set_study_record(study, records.FINAL, record)
     return record

@@ -17,6 +17,7 @@ from typing import Any
 
 import torch
 
+from search.engine.precision import resolve
 from search.errors import UsageError
 from search.study.objective import returned_metrics, trial_epochs
 from search.study.settings import StudySettings
@@ -108,6 +109,7 @@ def train_job(job: Job) -> dict[str, Any]:
         data=data,
         epochs=trial_epochs(job.params, s.max_epochs),
         trial_dir=Path(job.folder),
+        precision=resolve(s.precision or "fp32", torch.device(cfg.device))[0],
         recorder=recorder,
     )
     seed_all(job.seed)

@@ -19,7 +19,7 @@ import optuna
 import torch
 from optuna.trial import TrialState
 
-from search.errors import raise_if_stopped
+from search import signals
 from search.study import checkpoints, records
 from search.study.recorder import TrialRecorder
 from search.study.runner import Outcome
@@ -105,7 +105,7 @@ class Objective:
         except BaseException:
             checkpoints.clear(folder)
             raise
-        raise_if_stopped()
+        signals.stop_point()
         metrics = returned_metrics(returned, time.perf_counter() - start)
         recorder.finish(metrics["seconds"], metrics)
         values = self._values(metrics, recorder)

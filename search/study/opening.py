@@ -12,24 +12,23 @@ from __future__ import annotations
 
 import tomllib
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import optuna
 from optuna.distributions import check_distribution_compatibility
+from optuna.storages import BaseStorage
 
 from search.errors import UsageError
+from search.study import records
 from search.study.budget import RunnerConfig
-from search.study.checkpoints import UID, new_uid
+from search.study.checkpoints import new_uid
 from search.study.locks import study_lock
 from search.study.queries import rdb
 from search.study.recovery import fail_orphaned_trials, fail_stale_trials
-from search.study.settings import StudySettings, stored_space, versions
+from search.study.settings import StudySettings, default_precision, stored_space, versions
 from search.study.space import Space
-from search.study.storage import open_storage
-
-TASK_HASH = "task_hash"  # sha256 of the task's source, as the study last ran it
-TASK_CHANGES = "task_changes"  # each accepted change: from which trial, old and new hashes
+from search.study.storage import missing_study, open_storage
 
 SHOWN_CHARS = 40  # of each old and new value in a message
 
@@ -55,6 +54,8 @@ def open_study(storage_url: str, plan: StudyPlan) -> optuna.Study:
     storage = open_storage(storage_url)
     settings, space = plan.settings, plan.space
     name = plan.name or settings.default_name()
+    if settings.precision is None:  # not given: the study's own, or the sampler's default
+        settings = replace(settings, precision=_stored_precision(storage, name, settings))
     sampler, pruner = settings.search(space)
     study = optuna.create_study(
         storage=storage,
@@ -64,13 +65,13 @@ def open_study(storage_url: str, plan: StudyPlan) -> optuna.Study:
         sampler=sampler,
         pruner=pruner,
     )
-    stored = study.user_attrs.get("settings")
+    stored = records.study_record(study, records.SETTINGS)
     if stored is None:
-        study.set_user_attr("settings", settings.to_attr())
-        study.set_user_attr("space_toml", space.source)
-        study.set_user_attr("command", plan.command)
-        study.set_user_attr("versions", versions())
-        study.set_user_attr(TASK_HASH, plan.task_hash)
+        records.set_study_record(study, records.SETTINGS, settings.to_attr())
+        records.set_study_record(study, records.SPACE_TOML, space.source)
+        records.set_study_record(study, records.COMMAND, plan.command)
+        records.set_study_record(study, records.VERSIONS, versions())
+        records.set_study_record(study, records.TASK_HASH, plan.task_hash)
         with warnings.catch_warnings():  # set_metric_names is flagged experimental
             warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
             study.set_metric_names([metric for metric, _ in settings.objective_metrics()])
@@ -78,22 +79,34 @@ def open_study(storage_url: str, plan: StudyPlan) -> optuna.Study:
         _check_settings(name, StudySettings.from_attr(stored).to_attr(), settings.to_attr())
         _check_space(study, space, plan.allow_space_change)
         check_task_source(study, plan.task_hash, plan.allow_task_change, "--allow-task-change")
-    if UID not in study.user_attrs:  # studies made before uids get one when resumed
+    if records.study_record(study, records.UID) is None:  # made before uids: one now
         with study_lock(rdb(study), study.study_name):
-            if UID not in optuna.load_study(study_name=name, storage=storage).user_attrs:
-                study.set_user_attr(UID, new_uid())
-    study.set_user_attr(
-        "budget", {"n_trials": plan.budget.n_trials, "timeout": plan.budget.timeout}
-    )
+            again = optuna.load_study(study_name=name, storage=storage)
+            if records.study_record(again, records.UID) is None:
+                records.set_study_record(study, records.UID, new_uid())
+    budget = {"n_trials": plan.budget.n_trials, "timeout": plan.budget.timeout}
+    records.set_study_record(study, records.BUDGET, budget)
     fail_orphaned_trials(storage, study)
     fail_stale_trials(study)
     return study
 
 
+def _stored_precision(storage: BaseStorage, name: str, settings: StudySettings) -> str:
+    """The precision a study of that name was made with (fp32 from before the setting);
+    the sampler's default for a new study."""
+    if missing_study(storage, name) is None:
+        stored = records.study_record(
+            optuna.load_study(study_name=name, storage=storage), records.SETTINGS
+        )
+        if stored is not None:
+            return stored.get("precision", "fp32")
+    return default_precision(settings.sampler)
+
+
 def check_task_source(study: optuna.Study, given: str, allow: bool, flag: str) -> None:
     """Refuse a task whose source differs from the one the study was made with, unless
     ``allow``: then the change is recorded with the study (from which trial on)."""
-    stored = study.user_attrs.get(TASK_HASH, "")
+    stored = records.study_record(study, records.TASK_HASH, "")
     if stored == given:
         return
     if not allow:
@@ -102,11 +115,11 @@ def check_task_source(study: optuna.Study, given: str, allow: bool, flag: str) -
             f"hash {stored[:12] or 'none'}, now {given[:12] or 'none'}); run the task it was "
             f"made with, choose another --study-name, or accept the change with {flag}"
         )
-    changes = list(study.user_attrs.get(TASK_CHANGES, []))
+    changes = list(records.study_record(study, records.TASK_CHANGES, []))
     first = len(study.get_trials(deepcopy=False))
     changes.append({"from_trial": first, "old": stored, "new": given})
-    study.set_user_attr(TASK_CHANGES, changes)
-    study.set_user_attr(TASK_HASH, given)
+    records.set_study_record(study, records.TASK_CHANGES, changes)
+    records.set_study_record(study, records.TASK_HASH, given)
 
 
 def _check_settings(name: str, stored: dict[str, Any], given: dict[str, Any]) -> None:
@@ -151,7 +164,7 @@ def _shown(value: Any, missing: object) -> str:
 
 
 def _check_space(study: optuna.Study, space: Space, allow: bool) -> None:
-    stored_text = study.user_attrs.get("space_toml") or ""
+    stored_text = records.study_record(study, records.SPACE_TOML) or ""
     keys = changed_keys(stored_text, space.source) if stored_text != space.source else []
     if not keys:
         return
@@ -174,8 +187,8 @@ def _check_space(study: optuna.Study, space: Space, allow: bool) -> None:
             f"--allow-space-change: {'; '.join(clashes)}: Optuna cannot hold both in one "
             "study, so every new trial would fail; choose another --study-name"
         )
-    changes = list(study.user_attrs.get("space_changes", []))
+    changes = list(records.study_record(study, records.SPACE_CHANGES, []))
     first = len(study.get_trials(deepcopy=False))  # the first trial of the new space
     changes.append({"from_trial": first, "keys": keys, "old_space_toml": stored_text})
-    study.set_user_attr("space_changes", changes)
-    study.set_user_attr("space_toml", space.source)
+    records.set_study_record(study, records.SPACE_CHANGES, changes)
+    records.set_study_record(study, records.SPACE_TOML, space.source)

@@ -11,14 +11,14 @@ import multiprocessing
 import os
 import signal
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import replace
 
 import optuna
 
+from search import signals
 from search.engine.device import split_devices
-from search.errors import SearchError, Terminated, exit_code_of, stop_on_sigterm
+from search.errors import SearchError, Terminated, exit_code_of
 from search.study import runner
 from search.study.workers import ObserverFactory, WorkerSpec, work
 
@@ -36,18 +36,18 @@ def default_workers(device_type: str, trials: int) -> int:
 
 def _entry(spec: WorkerSpec, observe: ObserverFactory | None) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    stop_on_sigterm()
+    signals.listening()
     try:
         work(spec, observe)
     except KeyboardInterrupt as stop:
         sys.exit(exit_code_of(stop))
     except SearchError as e:
-        print(f"[worker {spec.host.worker_id}] error: {e}", file=sys.stderr, flush=True)
+        print(f"[worker {spec.host.name}] error: {e}", file=sys.stderr, flush=True)
         sys.exit(e.exit_code)
     except Exception as e:  # noqa: BLE001 - a worker's death is one line, never a traceback
         reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
         print(
-            f"[worker {spec.host.worker_id}] error: {type(e).__name__}: {reason}",
+            f"[worker {spec.host.name}] error: {type(e).__name__}: {reason}",
             file=sys.stderr,
             flush=True,
         )
@@ -64,7 +64,9 @@ def run_local_workers(
         ctx.Process(
             target=_entry,
             args=(
-                replace(spec, host=replace(spec.host, worker_id=i, device=d, threads=threads)),
+                replace(
+                    spec, host=replace(spec.host, index=i, name=str(i), device=d, threads=threads)
+                ),
                 observe,
             ),
             daemon=False,
@@ -76,24 +78,22 @@ def run_local_workers(
     try:
         while sum([p.is_alive() for p in procs]):  # every one polled, so the dead are reaped
             progress()
-            time.sleep(POLL_S)
+            signals.wait(POLL_S)
     except KeyboardInterrupt as stop:
         # A terminal's Ctrl-C reaches the workers too; a kill -INT of this process alone does
         # not, so whoever is still running after a grace period is told. SIGTERM (docker stop,
         # Kubernetes) reaches this process alone, and its sender waits only seconds: pass it on
         # at once. The workers mark their trials FAIL "interrupted" either way.
-        ignored = {s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGTERM)}
         forward = signal.SIGTERM if isinstance(stop, Terminated) else signal.SIGINT
-        if forward == signal.SIGINT:
+        with signals.deferred():  # stopping the workers: a second signal waits for it
+            if forward == signal.SIGINT:
+                for p in procs:
+                    p.join(timeout=INTERRUPT_GRACE_S)
             for p in procs:
-                p.join(timeout=INTERRUPT_GRACE_S)
-        for p in procs:
-            if p.is_alive():
-                os.kill(p.pid, forward)
-        for p in procs:
-            p.join()
-        for s, handler in ignored.items():  # stopping is done: as before, for the caller
-            signal.signal(s, handler)
+                if p.is_alive():
+                    os.kill(p.pid, forward)
+            for p in procs:
+                p.join()
         raise
     for p in procs:
         p.join()

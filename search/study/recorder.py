@@ -16,7 +16,7 @@ from typing import Any
 
 import optuna
 
-from search.errors import raise_if_stopped
+from search import signals
 from search.study import checkpoints, records
 from search.tasks.local import load_checkpoint, save_checkpoint
 
@@ -38,7 +38,7 @@ class TrialRecorder:
         self.source: Path | None = None  # the checkpoint it resumed from, removed at its end
 
     def report(self, epoch: int, metrics: dict[str, float]) -> str | None:
-        raise_if_stopped()  # a stop signal Python swallowed stops the trial here
+        signals.stop_point()  # a report is a safe point: a stop ends the trial here
         row = {"epoch": epoch, **metrics}
         self.history.append(row)
         records.add(self.study, self.trial, records.EPOCH, row)

@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Iterable
+from enum import StrEnum
 from typing import Any
 
 import optuna
@@ -38,12 +39,26 @@ METRICS = "metrics"  # the final metrics train returned (the MLP: its judged epo
 JUDGE = "judge"  # the MLP: which epoch judges a run, "last" or "best"
 JUDGED_EPOCH = "judged_epoch"
 REASON = "reason"  # why a complete or pruned trial ended as it did
-FAIL_REASON = "fail_reason"  # why it failed; "interrupted..." for a stop or a dead worker
+FAIL_REASON = "fail_reason"  # why it failed, one line
+FAIL_KIND = "fail_kind"  # FailKind: whose failure it was
 RESUME_OF = "resume_of"  # a sampler's requeued point: the interrupted trial's number
 RESUMED_FROM = "resumed_from"  # {"trial": number, "epoch": epoch} it went on from
 KEPT_FROM = "kept_from_trial"  # finished after it was failed as stale: the failed trial
 WARM_START = "warm_start"  # where a queued warm-start point came from
 SMALL = (EPOCHS, EPOCHS_RUN, TRAIN_IMAGES, SECONDS, N_PARAMS, JUDGE, JUDGED_EPOCH)
+
+# User attributes of a study (search.study.opening writes them when it makes the study).
+SETTINGS = "settings"  # StudySettings: what makes its results comparable
+SPACE_TOML = "space_toml"  # the space file's text
+COMMAND = "command"  # the command that made it, passwords hidden
+VERSIONS = "versions"  # Python, the platform and the packages that decide a result
+BUDGET = "budget"  # the trial budget the last search.run set
+SPACE_CHANGES = "space_changes"  # each accepted change of its space (--allow-space-change)
+TASK_HASH = "task_hash"  # sha256 of the task's source, as the study last ran it
+TASK_CHANGES = "task_changes"  # each accepted change of the task's source
+UID = "uid"  # a random id drawn when it was made: the name of its trials' folder
+FINAL = "final"  # the final step's record (search.final)
+OLD_HISTORY = "history"  # where trials kept their epochs before the records table
 
 # Kinds of rows in search_records.
 EPOCH = "epoch"  # one per reported epoch: {"epoch": n, metric: value, ...}
@@ -128,7 +143,7 @@ def rows(
 def history(study: optuna.Study, t: Trial | FrozenTrial) -> list[dict[str, Any]]:
     """Every epoch the trial reported, in order."""
     found = rows(study, (EPOCH,), t).get(trial_id(t), {}).get(EPOCH)
-    return found if found is not None else list(t.user_attrs.get("history") or [])
+    return found if found is not None else list(t.user_attrs.get(OLD_HISTORY) or [])
 
 
 def config(study: optuna.Study, t: FrozenTrial) -> dict[str, Any]:
@@ -147,7 +162,7 @@ class Runs:
         return self._rows.get(trial_id(t), {}).get(kind, [])
 
     def history(self, t: FrozenTrial) -> list[dict[str, Any]]:
-        return self._of(t, EPOCH) or list(t.user_attrs.get("history") or [])
+        return self._of(t, EPOCH) or list(t.user_attrs.get(OLD_HISTORY) or [])
 
     def curve(self, t: FrozenTrial) -> list[list[float]]:
         found = self._of(t, CURVE)
@@ -175,6 +190,28 @@ def claims_of(study: optuna.Study, t: FrozenTrial) -> list[dict[str, Any]]:
     return sorted(old + found, key=lambda c: c["at"])
 
 
+class FailKind(StrEnum):
+    """Whose failure a failed trial was: the run's own (it counts, and three in a row stop
+    the study), or an interruption (Ctrl-C, SIGTERM, a dead worker: its point runs again)."""
+
+    ERROR = "error"
+    INTERRUPTED = "interrupted"
+
+
+def failure(kind: FailKind, reason: str) -> dict[str, str]:
+    """The user attributes of a failed trial, for its writer to set."""
+    return {FAIL_KIND: kind.value, FAIL_REASON: reason}
+
+
+def fail_kind_of(t: FrozenTrial) -> FailKind:
+    """A failed trial's kind; trials from before the key said "interrupted" first."""
+    kind = t.user_attrs.get(FAIL_KIND)
+    if kind is not None:
+        return FailKind(kind)
+    old = t.user_attrs.get(FAIL_REASON) or ""
+    return FailKind.INTERRUPTED if old.startswith(FailKind.INTERRUPTED) else FailKind.ERROR
+
+
 def point_of(t: FrozenTrial | Trial) -> str | None:
     return t.user_attrs.get(POINT)
 
@@ -199,6 +236,20 @@ def metrics_of(t: FrozenTrial) -> dict[str, float]:
 
 def small(t: FrozenTrial, key: str) -> Any:
     """One of the small facts of ``SMALL`` (None when the trial did not record it)."""
-    if key == EPOCHS_RUN and key not in t.user_attrs and "history" in t.user_attrs:
-        return len(t.user_attrs["history"])  # a trial from before the key
+    if key == EPOCHS_RUN and key not in t.user_attrs and OLD_HISTORY in t.user_attrs:
+        return len(t.user_attrs[OLD_HISTORY])  # a trial from before the key
     return t.user_attrs.get(key)
+
+
+def study_record(study: optuna.Study, key: str, default: Any = None) -> Any:
+    """One of the study's records (``SETTINGS``, ``FINAL``...), or ``default``."""
+    return study.user_attrs.get(key, default)
+
+
+def set_study_record(study: optuna.Study, key: str, value: Any) -> None:
+    study.set_user_attr(key, value)
+
+
+def old_history(t: FrozenTrial) -> list[dict[str, Any]] | None:
+    """The epochs a trial from before the records table kept on itself, if it is one."""
+    return t.user_attrs.get(OLD_HISTORY)

@@ -32,7 +32,8 @@ OWNERLESS_GRACE_S = 20  # a claim records its owner within milliseconds; allows 
 def _fail(storage: RDBStorage, trial_id: int, reason: str) -> bool:
     """Fail a running trial with a reason; False when another worker finished it first."""
     try:
-        storage.set_trial_user_attr(trial_id, records.FAIL_REASON, reason)
+        for key, value in records.failure(records.FailKind.INTERRUPTED, reason).items():
+            storage.set_trial_user_attr(trial_id, key, value)
         return storage.set_trial_state_values(trial_id, TrialState.FAIL)
     except UpdateFinishedTrialError:
         return False

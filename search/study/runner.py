@@ -16,7 +16,8 @@ import optuna
 from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
-from search.errors import SearchError, raise_if_stopped
+from search import signals
+from search.errors import SearchError
 from search.study import records
 from search.study.budget import RunnerConfig, study_seconds
 from search.study.checkpoints import requeue_interrupted
@@ -27,7 +28,6 @@ from search.study.claims import (
     enqueue_missing,
     fail_interrupted,
     grid_status,
-    held_sigint,
 )
 from search.study.failures import counted_trials, stop_if_repeated
 from search.study.identity import is_local
@@ -70,13 +70,14 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective) ->
         fail_interrupted(study, trial)
         raise
     except Exception as e:
-        with held_sigint():  # Ctrl-C now would leave the trial RUNNING: it waits for the tell
-            trial.set_user_attr(records.FAIL_REASON, one_line(e))
+        with signals.deferred():  # a stop now would leave the trial RUNNING: it waits
+            for key, value in records.failure(records.FailKind.ERROR, one_line(e)).items():
+                trial.set_user_attr(key, value)
             frozen = study.tell(trial, state=TrialState.FAIL)
         if isinstance(e, SearchError):
             raise
         return frozen
-    with held_sigint():
+    with signals.deferred():
         try:
             if outcome.reason:
                 trial.set_user_attr(records.REASON, outcome.reason)
@@ -92,7 +93,8 @@ def _keep(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> FrozenT
     if failed.state not in (TrialState.FAIL,):
         raise RuntimeError(f"trial {trial.number} is {failed.state.name}; cannot tell it")
     note = f"kept: finished after it was failed as stale (trial {failed.number})"
-    attrs = {k: v for k, v in failed.user_attrs.items() if k != records.FAIL_REASON}
+    gone = (records.FAIL_REASON, records.FAIL_KIND)
+    attrs = {k: v for k, v in failed.user_attrs.items() if k not in gone}
     attrs[records.REASON] = f"{outcome.reason}; {note}" if outcome.reason else note
     attrs[records.KEPT_FROM] = failed.number
     study.add_trial(
@@ -157,7 +159,7 @@ def run(
     deadline = None if left is None else time.monotonic() + left
     ran, waiting = 0, False
     while deadline is None or time.monotonic() < deadline:
-        raise_if_stopped()  # a stop signal Python swallowed ends the run here
+        signals.stop_point()  # between trials
         if cfg.n_trials is not None and counted_trials(study) >= cfg.n_trials:
             break
         if space.is_grid:
@@ -178,7 +180,7 @@ def run(
                             f"within {GRACE_S} s elsewhere)"
                         )
                     waiting = True
-                    time.sleep(IDLE_POLL_S)
+                    signals.wait(IDLE_POLL_S)
                     continue
                 break
             waiting = False

@@ -20,6 +20,7 @@ import optuna
 from search.engine.datasets import DataConfig
 from search.engine.history import UNRECORDED_JUDGE
 from search.errors import SearchError, UsageError
+from search.study import records
 from search.study.budget import RunnerConfig
 from search.study.samplers import make_pruner, make_sampler
 from search.study.space import Space
@@ -31,6 +32,12 @@ from search.tasks.mlp.vocabulary import OBJECTIVES as MLP_OBJECTIVES
 RECORDED_PACKAGES = ("torch", "torchvision", "optuna", "numpy", "numba", "search")
 DIRECTION_WORDS = {"max": "maximize", "maximize": "maximize", "min": "minimize",
                    "minimize": "minimize"}  # fmt: skip
+
+
+def default_precision(sampler: str) -> str:
+    """A grid stays fp32, so the reference table reproduces; a search uses bf16 products where
+    the device is fast at them (``auto``)."""
+    return "fp32" if sampler == "grid" else "auto"
 
 
 def default_judge(sampler: str) -> str:
@@ -56,6 +63,9 @@ class StudySettings:
     epochs: int | None = None  # every trial's epochs (--epochs); None: the space's own
     judge_epoch: str = UNRECORDED_JUDGE  # which epoch's validation accuracy is the objective
     task: str = BUILT_IN  # what a trial trains (search.tasks.loading): mlp, a file, a module
+    # The products' precision (search.engine.precision): auto, fp32 or bf16. None in a
+    # command that did not say: the study's own when it is resumed, else default_precision.
+    precision: str | None = "fp32"
 
     @property
     def built_in(self) -> bool:
@@ -92,11 +102,12 @@ class StudySettings:
         return {**asdict(self), "objectives": list(self.objectives)}
 
     def search(
-        self, space: Space, worker_id: int | None = None
+        self, space: Space, worker_index: int = 0
     ) -> tuple[optuna.samplers.BaseSampler, optuna.pruners.BasePruner]:
         """The seeded sampler, and the pruner for the space's trials; each worker seeds its
-        sampler apart (``worker_id``), or they would all suggest the same points."""
-        sampler = make_sampler(self.sampler, (self.seed + (worker_id or 0)) % 2**32)
+        sampler apart (the seed plus ``worker_index``), or they would all suggest the same
+        points."""
+        sampler = make_sampler(self.sampler, (self.seed + worker_index) % 2**32)
         return sampler, make_pruner(self.pruner, space.horizon(self.max_epochs))
 
 
@@ -214,8 +225,8 @@ def versions() -> dict[str, str]:
 
 def stored_settings(study: optuna.Study) -> StudySettings:
     """The settings the study was made with; a study made elsewhere cannot be run here."""
-    s = study.user_attrs.get("settings")
-    if not s or not study.user_attrs.get("space_toml"):
+    s = records.study_record(study, records.SETTINGS)
+    if not s or not records.study_record(study, records.SPACE_TOML):
         raise SearchError(
             f"study {study.study_name!r} was not made by search.run; a worker cannot join it"
         )
@@ -225,10 +236,10 @@ def stored_settings(study: optuna.Study) -> StudySettings:
 def stored_space(study: optuna.Study) -> Space:
     """The space the study runs, shaped as when it was made; an empty one for a study made
     elsewhere (a report can still show its trials)."""
-    text = study.user_attrs.get("space_toml")
+    text = records.study_record(study, records.SPACE_TOML)
     if not text:
         return Space("unknown", {})
-    s = study.user_attrs.get("settings")
+    s = records.study_record(study, records.SETTINGS)
     settings = StudySettings.from_attr(s) if s else None
     open_ = settings is not None and not settings.built_in
     space = parse_space(text, f"the space stored with study {study.study_name!r}", open_=open_)
@@ -239,5 +250,5 @@ def stored_space(study: optuna.Study) -> Space:
 
 def stored_budget(study: optuna.Study) -> RunnerConfig:
     """The trial budget the last ``search.run`` of the study set."""
-    budget = study.user_attrs.get("budget") or {}
+    budget = records.study_record(study, records.BUDGET) or {}
     return RunnerConfig(n_trials=budget.get("n_trials"), timeout=budget.get("timeout"))

@@ -14,6 +14,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from search.engine.config import PRECISION_SETTINGS as PRECISIONS
 from search.engine.datasets import DATASETS
 from search.engine.history import JUDGES
 from search.errors import UsageError
@@ -30,6 +31,7 @@ FILE_SETTINGS: dict[str, tuple[Any, str]] = {
     "val_size": (lambda v: _whole(v) and v >= 1, "a positive whole number"),
     "train_limit": (lambda v: _whole(v) and v >= 1, "a positive whole number"),
     "judge_epoch": (lambda v: v in JUDGES, f"one of {', '.join(JUDGES)}"),
+    "precision": (lambda v: v in PRECISIONS, f"one of {', '.join(PRECISIONS)}"),
 }
 
 

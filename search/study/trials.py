@@ -36,9 +36,10 @@ def judge_of(t: FrozenTrial | Trial) -> str:
 def final_metrics(t: FrozenTrial) -> dict[str, float]:
     """The metrics the trial ended with (none for one that failed before any)."""
     found = records.metrics_of(t)
-    if found or "history" not in t.user_attrs:
+    old = records.old_history(t)
+    if found or old is None:
         return found
-    rows = (EpochRecord.from_attr(r) for r in t.user_attrs["history"])  # an older trial
+    rows = (EpochRecord.from_attr(r) for r in old)  # a trial from before the records table
     judged = run_history.judged_epoch(rows, judge_of(t))
     return {} if judged is None else {k: v for k, v in asdict(judged).items() if k not in TIMING}
 

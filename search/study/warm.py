@@ -16,6 +16,7 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import UsageError
+from search.study import records
 from search.study.internals import storage_of
 from search.study.space import Choice, Fixed, Param, Range, Space
 from search.study.sqlite_files import is_new_sqlite
@@ -117,7 +118,7 @@ def warm_start(study: optuna.Study, source_name: str, space: Space) -> tuple[int
     for t in best:
         point = fit_point(space, t.params)
         if point is not None:
-            tag = {"warm_start": f"{source_name} trial {t.number}"}
+            tag = {records.WARM_START: f"{source_name} trial {t.number}"}
             study.enqueue_trial(point, user_attrs=tag, skip_if_exists=True)
             queued += 1
     return queued, len(best)
@@ -129,7 +130,8 @@ def prepare(study: optuna.Study, space: Space, baseline: bool, source: str | Non
     said = []
     if baseline:
         point = baseline_point(space)
-        study.enqueue_trial(point, user_attrs={"warm_start": "baseline"}, skip_if_exists=True)
+        tag = {records.WARM_START: "baseline"}
+        study.enqueue_trial(point, user_attrs=tag, skip_if_exists=True)
         said.append("the baseline queued first")
     if source:
         queued, considered = warm_start(study, source, space)

@@ -20,12 +20,12 @@ import optuna
 import torch
 
 from search.engine.datasets import default_data_dir
+from search.engine.precision import resolve
 from search.errors import SearchError
-from search.study import checkpoints, runner
+from search.study import checkpoints, records, runner
 from search.study.failures import interrupted
 from search.study.identity import WORKER_ID
 from search.study.objective import Objective, ObjectiveConfig
-from search.study.opening import TASK_HASH
 from search.study.samplers import startup_note
 from search.study.settings import StudySettings, stored_budget, stored_settings, stored_space
 from search.study.space import Space
@@ -56,7 +56,12 @@ class HostOptions:
     device: str = "cpu"
     artifact_dir: str = ""  # "" is artifact_dir_for(storage)
     threads: int | None = None  # torch threads; None keeps torch's default (all cores)
-    worker_id: int | None = None  # None for the CLI's own process
+    # The worker's index among the study's workers: its sampler's seed is the study's seed
+    # plus the index, so the same --seed and --workers suggest the same first points again.
+    # 0 for search.run's own process; None for a worker started with no index, whose sampler
+    # is seeded apart at random (identity.WORKER_ID).
+    index: int | None = 0
+    name: str = ""  # how its lines are prefixed ("[worker NAME]"); "" for search.run's own
     task: str = ""  # where this machine finds the study's task, if not where it was made
     verbose: bool = False
     quiet: bool = False
@@ -89,8 +94,14 @@ class WorkerSpec:
             train_limit=s.train_limit,
             data_dir=self.host.data_dir or default_data_dir(),
             device=self.host.device,
+            precision=self.precision[0],
             settings=s.to_attr(),
         )
+
+    @property
+    def precision(self) -> tuple[str, str]:
+        """(fp32 or bf16, why) on this worker's device: ``auto`` resolved."""
+        return resolve(self.settings.precision or "fp32", torch.device(self.host.device))
 
     def data_context(self, device: str | None = None) -> DataContext:
         """What the task's load_data gets in this worker."""
@@ -125,7 +136,7 @@ def spec_from_study(study: optuna.Study, storage: str, host: HostOptions) -> Wor
         space=stored_space(study),
         runner=stored_budget(study),
         host=host,
-        task_hash=study.user_attrs.get(TASK_HASH, ""),
+        task_hash=records.study_record(study, records.TASK_HASH, ""),
     )
 
 
@@ -139,10 +150,12 @@ def load_data(task: Task, spec: WorkerSpec, device: str | None = None) -> Any:
 
 def open_as_worker(spec: WorkerSpec) -> optuna.Study:
     study = load_existing_study(spec.storage, spec.study_name, writes=True)
-    # One of several workers: a sampler seeded apart from the others' (a lone process keeps
-    # the study's seed, so that one run reproduces another).
-    offset = None if spec.host.worker_id is None else WORKER_ID
-    study.sampler, study.pruner = spec.settings.search(spec.space, offset)
+    # Each worker's sampler seeded apart from the others', or they would all suggest the
+    # same points: by its index where it has one, so that a run can be reproduced.
+    index = spec.host.index
+    study.sampler, study.pruner = spec.settings.search(
+        spec.space, WORKER_ID if index is None else index
+    )
     return study
 
 
@@ -165,7 +178,7 @@ def work(
     host = spec.host
     if host.threads:
         torch.set_num_threads(host.threads)
-    prefix = "" if host.worker_id is None else f"[worker {host.worker_id}] "
+    prefix = f"[worker {host.name}] " if host.name else ""
     alert = say or (lambda msg: print(prefix + msg, file=sys.stderr, flush=True))
     say = (lambda _msg: None) if host.quiet else alert  # --quiet hides progress, not failures
     study = open_as_worker(spec)

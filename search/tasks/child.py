@@ -21,6 +21,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from subprocess import DEVNULL, PIPE, STDOUT, Popen, TimeoutExpired
 
+from search import signals
+
 PREFIX = "search-metric:"  # a stdout line holding metrics: the prefix, then a JSON object
 GRACE_S = 10.0  # seconds a stopped command gets after the stop file, then after SIGTERM
 POLL_S = 0.2  # seconds between reads of the metrics file while the command runs
@@ -94,6 +96,7 @@ class Child:
     def metric_lines(self) -> Iterator[tuple[str, str]]:
         """(where, text) of each metric line, as it comes, until the command has exited."""
         while True:
+            signals.stop_point()  # a stop of the service stops the command (the caller)
             finished = not self.reader.is_alive()  # before the queue is found empty
             try:
                 yield self.lines.get(block=not finished, timeout=POLL_S)

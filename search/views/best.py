@@ -56,7 +56,7 @@ def ran_params(study: optuna.Study, trial: FrozenTrial) -> dict[str, Any]:
 
 
 def _settings(study: optuna.Study) -> tuple[StudySettings | None, dict[str, Any]]:
-    stored = study.user_attrs.get("settings")
+    stored = records.study_record(study, records.SETTINGS)
     if not stored:
         return None, {}
     settings = StudySettings.from_attr(stored)

@@ -15,7 +15,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 from optuna.artifacts import FileSystemArtifactStore
 from optuna.storages import BaseStorage
 
-from search.study.claims import held_sigint
+from search import signals
 
 LOCAL_HOSTS = ("127.0.0.1", "localhost", "::1")
 
@@ -26,12 +26,14 @@ class _QuietHandler(WSGIRequestHandler):
 
 
 class _Server(WSGIServer):
+    def service_actions(self) -> None:
+        """Between requests (at least every half second): a stop ends ``serve_forever``."""
+        signals.stop_point()
+
     def process_request(self, request: object, client_address: object) -> None:
-        """One request with Ctrl-C and SIGTERM held back until it is answered: wsgiref
-        catches every exception of a request (a stop among them), prints it and serves on,
-        so a stop that landed there would be lost. Held, it is raised here, between requests,
-        and ends ``serve_forever``."""
-        with held_sigint():
+        """One request with every stop held back until it is answered: wsgiref catches each
+        exception of a request (a second Ctrl-C's among them), prints it and serves on."""
+        with signals.deferred():
             super().process_request(request, client_address)
 
 

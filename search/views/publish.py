@@ -18,6 +18,7 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.trial import TrialState
 
+from search.study import records
 from search.study.records import note_of
 from search.study.settings import StudySettings
 from search.study.space import Space
@@ -114,12 +115,12 @@ class Publisher:
 
 def study_note(s: optuna.Study) -> str:
     """The dashboard's note: what was run, how to reproduce it, the best so far, final models."""
-    settings = s.user_attrs.get("settings", {})
+    settings = records.study_record(s, records.SETTINGS, {})
     lines = [
         f"## {s.study_name}",
         "What was run: " + ", ".join(f"{k} {v}" for k, v in settings.items()),
         "",
-        f"Reproduce: `{s.user_attrs.get('command', 'python -m search.run')}`",
+        f"Reproduce: `{records.study_record(s, records.COMMAND, 'python -m search.run')}`",
         "",
     ]
     if settings:
@@ -139,7 +140,7 @@ def study_note(s: optuna.Study) -> str:
             f"Current best: trial {best.number}, {metric} {shown(metric, best.values[0])}; "
             f"{metrics_text(best)} ({params})",
         ]
-    final = s.user_attrs.get("final")
+    final = records.study_record(s, records.FINAL)
     if final and final.get("configs"):
         lines += [
             "",

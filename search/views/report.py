@@ -37,7 +37,7 @@ PNG = "kaleido"  # the package Plotly needs to write PNG copies
 
 
 def _settings(study: optuna.Study) -> StudySettings | None:
-    stored = study.user_attrs.get("settings")
+    stored = records.study_record(study, records.SETTINGS)
     return StudySettings.from_attr(stored) if stored else None
 
 
@@ -150,7 +150,7 @@ def index_data(study: optuna.Study, charts: list[Chart], tables: list[str]) -> d
     """What ``index.html`` shows, as plain data: text lines and tables of text cells."""
     settings = _settings(study)
     rows, params, metrics = _summary(study)
-    final = study.user_attrs.get("final")
+    final = records.study_record(study, records.FINAL)
     multi = len(study.directions) > 1
     return {
         "name": study.study_name,
@@ -212,7 +212,7 @@ def _write_tables(study: optuna.Study, out: Path) -> list[Path]:
     md += ["| " + " | ".join("" if v is None else str(v) for v in r.values()) + " |" for r in rows]
     (out / "summary.md").write_text("\n".join(md) + "\n")
     tables = [out / "summary.csv", out / "summary.md"]
-    final = study.user_attrs.get("final")
+    final = records.study_record(study, records.FINAL)
     if final:
         _write_csv(out / "final.csv", final_rows(final))
         tables.append(out / "final.csv")

@@ -154,6 +154,8 @@ def run_line(settings: StudySettings, study: optuna.Study) -> str:
     if settings.max_epochs is not None:
         n = settings.max_epochs
         text += f"; at most {n} epoch{'s' if n > 1 else ''} a trial (--max-epochs)"
+    if settings.precision not in (None, "fp32"):
+        text += f"; --precision {settings.precision}"
     return text
 
 

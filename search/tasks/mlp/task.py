@@ -30,6 +30,7 @@ def load_data(ctx: DataContext) -> Splits:
 
 def train(params: dict[str, Any], ctx: Context) -> dict[str, float]:
     model_cfg, train_cfg = to_configs(params, ctx.seed, ctx.settings.get("max_epochs"))
+    train_cfg = replace(train_cfg, precision=ctx.precision)
     note = getattr(ctx.recorder, "note", lambda key, value: None)
     note("config", {"model": asdict(model_cfg), "train": asdict(train_cfg)})
     note("train_images", len(ctx.data.train_x))
@@ -72,7 +73,7 @@ def train(params: dict[str, Any], ctx: Context) -> dict[str, float]:
 def _note_run(note: Any, result: TrainResult, ctx: Context) -> None:
     note("n_params", result.n_params)
     note("curve", [list(p) for p in result.curve])
-    run = {"device": str(ctx.device), "step": result.step}
+    run = {"device": str(ctx.device), "step": result.step, "precision": ctx.precision}
     if result.graph_fallback:
         run["graph_fallback"] = result.graph_fallback
     if result.peak_gpu_mib:
