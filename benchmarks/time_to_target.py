@@ -58,9 +58,11 @@ def main() -> None:
     if found.best is None:
         print(f"not reached: no trial finished in {args.minutes:g} min")
         return
+    # A task's search reads no test set (its final step does): its test figure is "-".
+    test = "-" if found.test is None else f"{found.test:.2%}"
     print(
         f"search: {found.completed} trials finished in {found.wall_s / 60:.1f} min; the best "
-        f"by validation, trial {found.best.number} (val {found.val:.2%}, test {found.test:.2%}),"
+        f"by validation, trial {found.best.number} (val {found.val:.2%}, test {test}),"
         f" finished after {found.found_after_s / 60:.1f} min"
     )
     print("  " + ", ".join(f"{k}={v:.3g}" if isinstance(v, float) else f"{k}={v}"

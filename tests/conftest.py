@@ -1,54 +1,27 @@
-"""Shared fixtures: small synthetic MNIST-shaped datasets written as real IDX files."""
+"""Shared fixtures: small synthetic MNIST-shaped datasets written as real IDX files, a fresh
+PostgreSQL database, the ofat study's data, and file modes put back after a test. Shared
+helper functions live in tests/helpers.py."""
 
 from __future__ import annotations
 
+import contextlib
 import os
-import struct
 import subprocess
+import uuid
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from search.engine.data import DataConfig, Splits, load
 
+from .helpers import make_dataset
+
 REAL_DATA = os.environ.get("SEARCH_DATA_DIR")
+PG = os.environ.get("SEARCH_TEST_POSTGRES_URL")
 # A reader's quick-look caps (docs/getting-started.md) are search.run's defaults when set; the
 # tests' own runs choose their caps themselves (tests/test_docs.py sets them for the docs).
 for _cap in ("SEARCH_MAX_EPOCHS", "SEARCH_TRAIN_LIMIT"):
     os.environ.pop(_cap, None)
-
-
-def write_idx(path: Path, array: np.ndarray) -> None:
-    """Write ``array`` as an IDX file, as torchvision reads it (type 0x08, big-endian dims)."""
-    header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(
-        f">{array.ndim}I", *array.shape
-    )
-    path.write_bytes(header + array.astype(np.uint8).tobytes())
-
-
-def make_digits(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """28x28 images a small MLP learns over a few epochs: each class lights its own faint 4-row
-    band among heavy noise, so settings and epochs make a visible difference."""
-    rng = np.random.default_rng(seed)
-    labels = rng.integers(0, 10, size=n)
-    images = rng.integers(0, 200, size=(n, 28, 28))
-    for i, y in enumerate(labels):
-        row = (y * 24) // 10
-        images[i, row : row + 4, :] += 70
-    return np.clip(images, 0, 255).astype(np.uint8), labels.astype(np.uint8)
-
-
-def make_dataset(
-    root: Path, n_train: int = 1200, n_test: int = 300, folder: str = "MNIST"
-) -> Path:
-    raw = root / folder / "raw"
-    raw.mkdir(parents=True, exist_ok=True)
-    for prefix, n, seed in (("train", n_train, 0), ("t10k", n_test, 1)):
-        images, labels = make_digits(n, seed)
-        write_idx(raw / f"{prefix}-images-idx3-ubyte", images)
-        write_idx(raw / f"{prefix}-labels-idx1-ubyte", labels)
-    return root
 
 
 @pytest.fixture(scope="session")
@@ -84,6 +57,55 @@ def ofat_db(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     argv = ["--data-dir", str(tiny_root), "--storage", f"sqlite:///{db}", "--val-size", "200"]
     assert main([*argv, "--quiet", "--workers", "1", "--max-epochs", "2"]) == 0
     return db
+
+
+@pytest.fixture
+def ofat_data(tiny_root: Path) -> tuple[list[str], str]:
+    """The issue's setting, the real MNIST with --train-limit 2000, where it is here; else the
+    synthetic digits. Returns the data options and the study's default name."""
+    real = os.environ.get("SEARCH_DATA_DIR")
+    if real and (Path(real) / "MNIST" / "raw").is_dir():
+        return ["--data-dir", real, "--train-limit", "2000"], "mnist-ofat-e1-n2000"
+    return ["--data-dir", str(tiny_root), "--val-size", "200"], "mnist-ofat-e1-v200"
+
+
+@pytest.fixture
+def pg_url():
+    """A fresh PostgreSQL database of its own, dropped afterwards."""
+    if not PG:
+        if os.environ.get("CI"):
+            pytest.fail("CI is set but SEARCH_TEST_POSTGRES_URL is not")
+        pytest.skip(
+            "SEARCH_TEST_POSTGRES_URL is unset (e.g. postgresql+psycopg://postgres@"
+            "127.0.0.1:5432/postgres)"
+        )
+    import sqlalchemy
+
+    name = f"search_test_{uuid.uuid4().hex[:10]}"
+    admin = sqlalchemy.create_engine(PG, isolation_level="AUTOCOMMIT")
+    with admin.connect() as con:
+        con.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sqlalchemy.engine.make_url(PG).set(database=name).render_as_string(hide_password=False)
+    yield url
+    with admin.connect() as con:
+        con.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture
+def modes():
+    """``modes(path, mode)``: chmod for one test; the modes are put back after it, so that
+    pytest can remove its temporary folders."""
+    changed: list[tuple[Path, int]] = []
+
+    def chmod(path: Path, mode: int) -> None:
+        changed.append((path, path.stat().st_mode))
+        path.chmod(mode)
+
+    yield chmod
+    for path, mode in reversed(changed):
+        with contextlib.suppress(FileNotFoundError):  # SQLite's log, gone with its connection
+            path.chmod(mode)
 
 
 @pytest.fixture(autouse=True)

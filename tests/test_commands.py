@@ -24,7 +24,7 @@ from search.__main__ import commands
 from search.errors import EXIT_CODES
 from search.study.storage import open_storage
 
-from .test_storage import modes, tree, without_root_powers  # noqa: F401 - modes: a fixture
+from .helpers import tree, without_root_powers
 
 COMMANDS = commands()  # every python -m search.NAME there is
 ISSUED = {"run", "worker", "report", "dashboard", "best", "final", "submit"}  # at least these
@@ -161,7 +161,7 @@ def get_status(url: str) -> int:
         return r.status
 
 
-def test_a_read_only_database_is_served_without_making_anything(study_db, modes):  # noqa: F811
+def test_a_read_only_database_is_served_without_making_anything(study_db, modes):
     modes(study_db, 0o444)
     modes(study_db.parent, 0o555)  # its default artifact folder cannot be made either
     before = tree(study_db.parent)

@@ -13,7 +13,7 @@ from search.engine.data import DataConfig, load
 from search.engine.datasets import RAW_FILES
 from search.errors import DataError
 
-from .conftest import make_dataset
+from .helpers import make_dataset
 
 
 def test_load_normalises_images_into_rows_of_784_floats(tiny_splits):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from .test_readme import quick_start_commands
+from .helpers import quick_start_commands
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from tests.test_slurm import GRID_OPTIONS, GRID_STUDY, GRID_TASKS, submit_argv
+from tests.helpers import GRID_OPTIONS, GRID_STUDY, GRID_TASKS, submit_argv
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"

@@ -14,7 +14,7 @@ from search.study.samplers import first_rung, make_pruner
 from search.study.settings import stored_settings, stored_space
 from search.study.spacefile import design
 
-from .test_run import args
+from .helpers import args
 
 RANDOM = ["--sampler", "random", "--pruner", "none"]
 

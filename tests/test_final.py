@@ -21,7 +21,7 @@ from search.tasks.mlp.vocabulary import to_configs
 from search.views.publish import study_note
 from search.views.report import write_report
 
-from .test_run import args
+from .helpers import args
 
 STUDY = "mnist-default-random-e2-v200"
 

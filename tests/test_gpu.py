@@ -21,7 +21,7 @@ from search.engine.optim import OPTIMIZERS
 from search.engine.train import fit
 from search.study import records
 
-from .test_workers import check_exactly_once, run_workers
+from .helpers import check_exactly_once, run_workers
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available(), reason="no CUDA device here: the GPU path needs one"

@@ -21,7 +21,7 @@ import optuna
 import pytest
 import yaml
 
-from .conftest import make_dataset
+from .helpers import make_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 KUBE = ROOT / "deploy" / "kubernetes"

@@ -14,7 +14,7 @@ from search.engine.data import DataConfig, load
 from search.engine.train import fit
 from search.run import main as run_main
 
-from .test_run import completed_points, executions, load_trials
+from .helpers import completed_points, executions, load_trials
 
 pytestmark = pytest.mark.slow
 

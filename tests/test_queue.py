@@ -17,8 +17,6 @@ from search.study.space import point_key
 from search.study.spacefile import design, parse_space
 from search.study.storage import open_storage
 
-from .test_workers import pg_url  # noqa: F401 - the fixture: a fresh PostgreSQL database
-
 
 def finish_at_once(trial: optuna.Trial) -> Outcome:
     """An objective that trains nothing: the queue's behaviour, without the training."""
@@ -97,14 +95,18 @@ def test_six_claimants_starting_together_never_take_one_of_300_points_twice(
 
 def test_a_trial_failed_as_stale_that_finishes_keeps_its_result(ofat_study):
     from search.study.internals import rdb, trial_id
-    from search.study.recovery import _fail
 
     study, space = ofat_study
     claims.enqueue_missing(study, space, max_retries=2, window=2)
     trial = claims.claim_waiting(study)
 
     def late(t: optuna.Trial) -> Outcome:
-        _fail(rdb(study), trial_id(t), "interrupted: no heartbeat")  # another worker's verdict
+        # Another worker's verdict, written as search.study.recovery writes it.
+        storage, failed = rdb(study), trial_id(t)
+        reason = "interrupted: no heartbeat"
+        for key, value in records.failure(records.FailKind.INTERRUPTED, reason).items():
+            storage.set_trial_user_attr(failed, key, value)
+        storage.set_trial_state_values(failed, TrialState.FAIL)
         return Outcome(TrialState.COMPLETE, [0.9])
 
     kept = runner.run_trial(study, trial, late)

@@ -24,13 +24,14 @@ from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 
 from search import report
 from search.study import records
+from search.study.internals import storage_of, study_id
 from search.study.settings import stored_space
 from search.views.charts import CHART_TITLES, title_of
 from search.views.figures import factor_figure, factor_panels
 from search.views.pages import PLOTLY_JS
 from search.views.report import summary_table
 
-from .test_run import args
+from .helpers import args, load_trials
 
 NAME = "mnist-ofat-e2-v200"
 
@@ -278,11 +279,11 @@ def test_the_run_keeps_the_dashboards_view_complete(ofat_db):
     study = load(ofat_db)
     note = get_note(study)
     assert "Reproduce: `python -m search.run" in note and "Current best: trial" in note
-    system_attrs = study._storage.get_study_system_attrs(study._study_id)
+    system_attrs = storage_of(study).get_study_system_attrs(study_id(study))
     graphs = get_plotly_graph_objects(system_attrs)
     assert {"ofat-overview", "ofat-activation", "ofat-lr"} <= set(graphs)
     assert "activation: one curve per value" in graphs["ofat-activation"]
-    metas = optuna.artifacts.get_all_artifact_meta(study, storage=study._storage)
+    metas = optuna.artifacts.get_all_artifact_meta(study, storage=storage_of(study))
     # Each new best's weights, kept with the study (never a column of the trials' table).
     assert "trial-0-weights.pt" in {m.filename for m in metas}
     assert (ofat_db.parent / "artifacts").is_dir()
@@ -293,7 +294,7 @@ def test_published_weights_load_without_running_pickled_code(ofat_db):
 
     study = load(ofat_db)
     best = study.best_trial
-    metas = optuna.artifacts.get_all_artifact_meta(study, storage=study._storage)
+    metas = optuna.artifacts.get_all_artifact_meta(study, storage=storage_of(study))
     (meta,) = [m for m in metas if m.filename == f"trial-{best.number}-weights.pt"]
     state = torch.load(ofat_db.parent / "artifacts" / meta.artifact_id, weights_only=True)
     hidden = records.config(study, best)["model"]["hidden"]
@@ -447,9 +448,5 @@ def test_a_report_and_the_dashboard_read_while_two_workers_write(tiny_root, tmp_
         _, err = search.communicate(timeout=600)
     assert search.returncode == 0, err
     assert "locked" not in err
-    states = [t.state.name for t in load_trials_of(db, "mnist-ofat-e1-v200")]
+    states = [t.state.name for t in load_trials(db, "mnist-ofat-e1-v200")]
     assert states == ["COMPLETE"] * 15
-
-
-def load_trials_of(db: Path, name: str) -> list[optuna.trial.FrozenTrial]:
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{db}").get_trials()

@@ -15,25 +15,7 @@ from search.run import main
 from search.study import records
 from search.study.settings import command_line
 
-TINY = ["--val-size", "200", "--quiet", "--workers", "1"]  # one process: tests see it all
-
-
-def args(root: Path, db: Path, *extra: str) -> list[str]:
-    return ["--data-dir", str(root), "--storage", f"sqlite:///{db}", *TINY, *extra]
-
-
-def load_trials(db: Path, name: str) -> list[optuna.trial.FrozenTrial]:
-    return optuna.load_study(study_name=name, storage=f"sqlite:///{db}").get_trials()
-
-
-def completed_points(trials) -> list[str]:
-    return sorted(t.user_attrs["point"] for t in trials if t.state.name == "COMPLETE")
-
-
-def executions(study: optuna.Study) -> int:
-    """How many times trials were run: one claim record per execution, even of one trial."""
-    runs = records.Runs(study)
-    return sum(len(runs.claims(t)) for t in study.get_trials())
+from .helpers import args, completed_points, executions, load_trials
 
 
 def test_grid_runs_all_fifteen_points_then_resumes_with_nothing_to_do(tiny_root, tmp_path, capsys):

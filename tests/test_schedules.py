@@ -15,7 +15,7 @@ from search.engine.schedules import Schedule
 from search.engine.train import fit
 from search.tasks.mlp.vocabulary import BASE_LR
 
-from .test_train import _torch_optimizer, lockstep
+from .helpers import lockstep, torch_optimizer
 
 PER_EPOCH, EPOCHS = 7, 4
 TOTAL = PER_EPOCH * EPOCHS
@@ -75,7 +75,7 @@ def test_a_scheduled_flat_optimizer_follows_torch_optim_and_its_scheduler(kind, 
     schedule = Schedule("cosine", warmup_epochs=1)
     rates = schedule.rates(lr, PER_EPOCH, EPOCHS)
     flat = FlatOptimizer(list(ours.parameters()), kind, lr, 0.01, backend, rates=rates)
-    torch_opt = _torch_optimizer(kind, ref.parameters(), lr, 0.01)
+    torch_opt = torch_optimizer(kind, ref.parameters(), lr, 0.01)
     torch_sched = torch_schedule(schedule, torch_opt)
     # Through the warm-up and into the fall.
     lockstep(ours, flat, ref, torch_opt, steps=2 * PER_EPOCH, after_step=torch_sched.step)

@@ -11,11 +11,9 @@ from optuna_dashboard import get_note
 from search import best, final, report
 from search.run import main as run_main
 
-from .test_workers import pg_url  # noqa: F401 - the fixture: a fresh PostgreSQL database
-
 
 def test_a_password_in_the_storage_url_never_reaches_the_database_or_the_output(
-    pg_url,  # noqa: F811
+    pg_url,
     tiny_root,
     tmp_path,
     capsys,

@@ -5,7 +5,6 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from search.engine.config import ModelConfig, TrainConfig
 from search.engine.model import build_mlp
@@ -14,17 +13,7 @@ from search.engine.steps import loss_fn
 from search.engine.train import fit
 from search.tasks.mlp.vocabulary import BASE_LR
 
-
-def _torch_optimizer(kind, params, lr, wd):
-    if kind == "adadelta":
-        return torch.optim.Adadelta(params, lr=lr, weight_decay=wd)
-    if kind in ("sgd", "nesterov"):
-        return torch.optim.SGD(
-            params, lr=lr, momentum=0.9, weight_decay=wd, nesterov=kind == "nesterov"
-        )
-    if kind == "adam":
-        return torch.optim.Adam(params, lr=lr, weight_decay=wd)
-    return torch.optim.AdamW(params, lr=lr, weight_decay=wd)
+from .helpers import lockstep, torch_optimizer
 
 
 @pytest.mark.parametrize("backend", BACKENDS)
@@ -36,23 +25,8 @@ def test_flat_optimizer_follows_torch_optim_step_for_step(kind, weight_decay, ba
     ref.load_state_dict(ours.state_dict())
     lr = BASE_LR[kind]
     flat = FlatOptimizer(list(ours.parameters()), kind, lr, weight_decay, backend)
-    torch_opt = _torch_optimizer(kind, ref.parameters(), lr, weight_decay)
+    torch_opt = torch_optimizer(kind, ref.parameters(), lr, weight_decay)
     lockstep(ours, flat, ref, torch_opt, steps=5)
-
-
-def lockstep(ours, flat, ref, torch_opt, steps: int, after_step=lambda: None) -> None:
-    """Train two copies of a model on one batch, ours and torch.optim's, and compare them."""
-    x, y = torch.randn(32, 784), torch.randint(0, 10, (32,))
-    for _ in range(steps):
-        flat.zero_grad()
-        F.cross_entropy(ours(x), y).backward()
-        flat.step()
-        torch_opt.zero_grad()
-        F.cross_entropy(ref(x), y).backward()
-        torch_opt.step()
-        after_step()
-    for a, b in zip(ours.parameters(), ref.parameters(), strict=True):
-        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
 
 
 def test_mse_compares_softmax_probabilities_with_one_hot_targets():

@@ -11,7 +11,7 @@ from search.run import main
 from search.study.spacefile import design, parse_space
 from search.study.warm import KNOWN_GOOD, fit_point
 
-from .test_run import args
+from .helpers import args
 
 SAMPLER = ["--sampler", "random", "--max-epochs", "1", "--pruner", "none"]
 

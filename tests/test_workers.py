@@ -7,81 +7,20 @@ import re
 import signal
 import subprocess
 import sys
-import uuid
 from pathlib import Path
 
 import optuna
 import pytest
 
 from search.run import main as run_main
-from search.study import records
 
-from .test_run import completed_points, executions
-
-PG = os.environ.get("SEARCH_TEST_POSTGRES_URL")
-
-
-@pytest.fixture
-def pg_url():
-    """A fresh PostgreSQL database of its own, dropped afterwards."""
-    if not PG:
-        if os.environ.get("CI"):
-            pytest.fail("CI is set but SEARCH_TEST_POSTGRES_URL is not")
-        pytest.skip(
-            "SEARCH_TEST_POSTGRES_URL is unset (e.g. postgresql+psycopg://postgres@"
-            "127.0.0.1:5432/postgres)"
-        )
-    import sqlalchemy
-
-    name = f"search_test_{uuid.uuid4().hex[:10]}"
-    admin = sqlalchemy.create_engine(PG, isolation_level="AUTOCOMMIT")
-    with admin.connect() as con:
-        con.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sqlalchemy.engine.make_url(PG).set(database=name).render_as_string(hide_password=False)
-    yield url
-    with admin.connect() as con:
-        con.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
-
-
-@pytest.fixture
-def ofat_data(tiny_root) -> tuple[list[str], str]:
-    """The issue's setting, the real MNIST with --train-limit 2000, where it is here; else the
-    synthetic digits. Returns the data options and the study's default name."""
-    real = os.environ.get("SEARCH_DATA_DIR")
-    if real and (Path(real) / "MNIST" / "raw").is_dir():
-        return ["--data-dir", real, "--train-limit", "2000"], "mnist-ofat-e1-n2000"
-    return ["--data-dir", str(tiny_root), "--val-size", "200"], "mnist-ofat-e1-v200"
-
-
-def run_workers(
-    root: Path | list[str], storage: str, n: int, *extra: str
-) -> subprocess.CompletedProcess:
-    data = root if isinstance(root, list) else ["--data-dir", str(root), "--val-size", "200"]
-    argv = [
-        *data,
-        "--storage",
-        storage,
-        "--quiet",
-        "--max-epochs",
-        "1",
-        "--workers",
-        str(n),
-        *extra,
-    ]
-    return subprocess.run(
-        [sys.executable, "-m", "search.run", *argv], capture_output=True, text=True, timeout=600
-    )
-
-
-def check_exactly_once(storage: str, name: str = "mnist-ofat-e1-v200") -> list:
-    """Every point COMPLETE in one trial that ran once: one claim each, 15 in all."""
-    study = optuna.load_study(study_name=name, storage=storage)
-    trials = study.get_trials()
-    assert [t.state.name for t in trials] == ["COMPLETE"] * 15
-    assert len(set(completed_points(trials))) == 15
-    assert [len(records.claims_of(study, t)) for t in trials] == [1] * 15
-    return trials
+from .helpers import (
+    check_exactly_once,
+    completed_points,
+    executions,
+    run_workers,
+    start_two_workers,
+)
 
 
 @pytest.mark.slow
@@ -92,10 +31,10 @@ def test_four_workers_on_sqlite_complete_each_ofat_point_once(ofat_data, tmp_pat
     assert done.returncode == 0, done.stderr
     assert "locked" not in done.stderr and "Traceback" not in done.stderr
     trials = check_exactly_once(storage, name)
-    owners = {t.user_attrs["worker"]["pid"] for t in trials}
-    assert len(owners) >= 2  # the work really was shared
     ids = {(t.user_attrs["worker"]["pid"], t.user_attrs["worker"]["worker_id"]) for t in trials}
-    assert len({worker_id for _, worker_id in ids}) == len(ids) == len(owners)
+    # One worker id per process, none shared. How many of the four took points is the OS's
+    # scheduling (on a busy machine one may take them all), so it is not asserted.
+    assert len({worker_id for _, worker_id in ids}) == len(ids) == len({pid for pid, _ in ids})
 
 
 def test_a_workers_sampler_is_seeded_by_the_study_seed_plus_its_index_never_its_pid(
@@ -166,31 +105,6 @@ def test_a_late_worker_only_takes_unclaimed_points(tiny_root, tmp_path, capsys):
     late_pids = {t.user_attrs["worker"]["pid"] for t in trials if t.number not in before}
     assert len(late_pids) == 1 and late_pids.isdisjoint(
         trials[n].user_attrs["worker"]["pid"] for n in before
-    )
-
-
-def start_two_workers(root: Path, storage: str, env: dict | None = None) -> subprocess.Popen:
-    argv = [
-        "--data-dir",
-        str(root),
-        "--storage",
-        storage,
-        "--val-size",
-        "200",
-        "--quiet",
-        "--max-epochs",
-        "2",
-        "--workers",
-        "2",
-    ]
-    # A session of its own: a terminal's Ctrl-C reaches the whole group, parent and workers.
-    return subprocess.Popen(
-        [sys.executable, "-m", "search.run", *argv],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        env=env,
     )
 
 

@@ -21,7 +21,6 @@ USED = (
     ("optuna.trial", "Trial._trial_id"),
     ("optuna.trial", "FrozenTrial._trial_id"),
     ("optuna.storages._cached_storage", "_CachedStorage._backend"),
-    ("optuna.storages", "RDBStorage._get_stale_trial_ids"),
     ("optuna.storages._rdb.models", "TrialModel"),
 )
 
@@ -47,12 +46,6 @@ def study_id(study: optuna.Study) -> int:
 def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
     """A trial's row id: the storage's methods take it, and only it (not the number)."""
     return trial._trial_id
-
-
-def stale_trial_ids(storage: RDBStorage, study: optuna.Study) -> list[int]:
-    """Optuna's own query for running trials whose heartbeat stopped; public only through
-    ``fail_stale_trials``, which fails them without letting us record why."""
-    return storage._get_stale_trial_ids(study._study_id)
 
 
 def trial_model() -> Any:

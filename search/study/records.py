@@ -23,7 +23,7 @@ from typing import Any
 
 import optuna
 import sqlalchemy
-from optuna.trial import FrozenTrial, Trial
+from optuna.trial import FrozenTrial, Trial, TrialState
 
 from search.study.internals import rdb, study_id, trial_id
 
@@ -203,13 +203,20 @@ def failure(kind: FailKind, reason: str) -> dict[str, str]:
     return {FAIL_KIND: kind.value, FAIL_REASON: reason}
 
 
+# The reason of a trial failed by Optuna's heartbeat check, which records none.
+STALE_REASON = "interrupted: its heartbeat stopped (failed as stale)"
+
+
 def fail_kind_of(t: FrozenTrial) -> FailKind:
-    """A failed trial's kind; trials from before the key said "interrupted" first."""
+    """A failed trial's kind. One with no reason at all was failed by Optuna's heartbeat
+    check (its worker died); trials from before the key began their reason "interrupted"."""
     kind = t.user_attrs.get(FAIL_KIND)
     if kind is not None:
         return FailKind(kind)
-    old = t.user_attrs.get(FAIL_REASON) or ""
-    return FailKind.INTERRUPTED if old.startswith(FailKind.INTERRUPTED) else FailKind.ERROR
+    old = t.user_attrs.get(FAIL_REASON)
+    if old is None or old.startswith(FailKind.INTERRUPTED):
+        return FailKind.INTERRUPTED
+    return FailKind.ERROR
 
 
 def point_of(t: FrozenTrial | Trial) -> str | None:
@@ -221,12 +228,14 @@ def owner_of(t: FrozenTrial) -> dict[str, Any] | None:
 
 
 def fail_reason(t: FrozenTrial) -> str:
-    return t.user_attrs.get(FAIL_REASON) or "no reason recorded"
+    return t.user_attrs.get(FAIL_REASON) or STALE_REASON
 
 
 def note_of(t: FrozenTrial) -> str:
     """Why the trial ended as it did, where it says (pruned, diverged, failed)."""
-    return t.user_attrs.get(REASON) or t.user_attrs.get(FAIL_REASON) or ""
+    if t.user_attrs.get(REASON):
+        return t.user_attrs[REASON]
+    return fail_reason(t) if t.state == TrialState.FAIL else ""
 
 
 def metrics_of(t: FrozenTrial) -> dict[str, float]:
