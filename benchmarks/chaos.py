@@ -32,7 +32,7 @@ import optuna
 import sqlalchemy
 
 from search.engine.datasets import default_data_dir
-from search.study import records
+from search.study.storage import records
 
 KILLS = (signal.SIGKILL, signal.SIGTERM, signal.SIGINT)
 # A worker is signalled only once started: a Ctrl-C while Python itself is still importing

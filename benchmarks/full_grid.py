@@ -21,7 +21,7 @@ import optuna
 from scaling import timed_run  # beside this file
 
 from search.engine.datasets import default_data_dir
-from search.study import records
+from search.study.storage import records
 
 GRID_POINTS = 3**7
 

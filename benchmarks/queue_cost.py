@@ -20,11 +20,12 @@ import optuna
 from optuna.trial import TrialState
 from scaling import drop_storage, fresh_storage  # beside this file
 
-from search.study import claims, runner
-from search.study.budget import RunnerConfig
-from search.study.runner import Outcome
-from search.study.spacefile import design
-from search.study.storage import open_storage
+from search.study.queue import claims
+from search.study.running import runner
+from search.study.running.budget import RunnerConfig
+from search.study.running.runner import Outcome
+from search.study.space.spacefile import design
+from search.study.storage.storage import open_storage
 
 
 def per_trial_ms(storage: str, trials: int, window: int | None) -> float:

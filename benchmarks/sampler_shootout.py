@@ -24,8 +24,8 @@ import optuna
 
 from search.engine.datasets import default_data_dir
 from search.run import main as run_main
-from search.study.samplers import DEFAULT_PRUNER, SAMPLERS
-from search.study.trials import final_metrics
+from search.study.space.samplers import DEFAULT_PRUNER, SAMPLERS
+from search.study.storage.trials import final_metrics
 from search.views.best import best_trial
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.study.trials import final_metrics
+from search.study.storage.trials import final_metrics
 
 STOP_GRACE_S = 60  # how long the child may take to stop after SIGINT
 

@@ -38,7 +38,7 @@ batch_size = 128
 # Runs search.run in this process, with the warm-up replaced by nothing when asked.
 RUNNER = """
 import sys
-import search.study.objective as objective
+import search.study.running.objective as objective
 if sys.argv[1] == "off":
     objective.warm_up = lambda *args: None
 from search.run import main

@@ -1,13 +1,20 @@
-"""The samplers and pruners as a table, read from their registries (``search.study.samplers``):
-each sampler's default pruner, its random start-up, whether it takes several objectives and
-what it needs beyond Optuna. Nothing here imports torch until a page is built.
+"""The samplers and pruners as a table, read from their registries
+(``search.study.space.samplers``): each sampler's default pruner, its random start-up, whether
+it takes several objectives and what it needs beyond Optuna. Nothing here imports torch until a
+page is built.
 """
 
 from __future__ import annotations
 
 
 def samplers_table() -> str:
-    from search.study.samplers import DEFAULT_PRUNER, MULTI_OBJECTIVE, NEEDS, SAMPLERS, STARTUP
+    from search.study.space.samplers import (
+        DEFAULT_PRUNER,
+        MULTI_OBJECTIVE,
+        NEEDS,
+        SAMPLERS,
+        STARTUP,
+    )
 
     rows = [
         "| `--sampler` | default `--pruner` | random start-up | several objectives | needs |",

@@ -4,7 +4,8 @@ every module or file a page names exists.
 A page asks for a generated part with a line of its own, ``<!-- generate: NAME -->``; NAME is
 one of ``GENERATORS``. Each part is rendered from the code at build time (the argparse parsers,
 the MLP's vocabulary, the exit codes, the import contract), so it has one source of truth and
-``docs/`` holds no copy of it. A path (``search/study/runner.py``, ``examples/digits.py``) or a
+``docs/`` holds no copy of it. A path (``search/study/running/runner.py``,
+``examples/digits.py``) or a
 module (``search.engine.history``) that a page names and the repository does not have is a
 warning, which ``mkdocs build --strict`` turns into a failed build: a renamed module is found
 on the page that names it.

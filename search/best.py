@@ -12,7 +12,7 @@ import sys
 import optuna
 
 from search.cli import Parser, guarded
-from search.study.storage import default_storage, load_existing_study, storage_help
+from search.study.storage.storage import default_storage, load_existing_study, storage_help
 from search.views.best import best_trial, to_toml
 
 

@@ -25,7 +25,7 @@ from search.cli import Parser, guarded, positive_int, seed_int
 from search.engine.datasets import default_data_dir
 from search.engine.device import DEVICES, resolve_device
 from search.errors import UsageError
-from search.study.spacefile import load_space
+from search.study.space.spacefile import load_space
 from search.task import DataContext
 from search.tasks.checking import (
     FINDINGS,

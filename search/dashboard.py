@@ -21,7 +21,12 @@ import optuna
 
 from search.cli import Parser, guarded
 from search.errors import SearchError, StorageError, UsageError
-from search.study.storage import artifact_dir_for, default_storage, open_storage, storage_help
+from search.study.storage.storage import (
+    artifact_dir_for,
+    default_storage,
+    open_storage,
+    storage_help,
+)
 from search.views.dashboard import LOCAL_HOSTS, bound_server, serve_study
 
 EXAMPLES = [

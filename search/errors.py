@@ -54,3 +54,14 @@ EXIT_CODES: dict[int, str] = {
 def exit_code_of(stop: KeyboardInterrupt) -> int:
     """The exit status for a run stopped by Ctrl-C (130) or SIGTERM (143)."""
     return stop.exit_code if isinstance(stop, Terminated) else EXIT_INTERRUPTED
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message, or "" when it has none."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else ""
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as one line: its type and the first line of its message."""
+    return f"{type(e).__name__}: {first_line(e)}".rstrip(": ")

@@ -20,11 +20,11 @@ from optuna_dashboard import save_note
 from search.cli import Parser, guarded, positive_int
 from search.engine.datasets import default_data_dir
 from search.engine.device import DEVICES, resolve_device
-from search.study.final import finalize
-from search.study.final_run import FinalConfig
-from search.study.pool import default_workers
-from search.study.settings import command_line
-from search.study.storage import (
+from search.study.running.final import finalize
+from search.study.running.final_run import FinalConfig
+from search.study.running.pool import default_workers
+from search.study.storage.settings import command_line
+from search.study.storage.storage import (
     artifact_dir_for,
     default_storage,
     display_url,

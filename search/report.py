@@ -18,7 +18,7 @@ from pathlib import Path
 import optuna
 
 from search.cli import Parser, guarded
-from search.study.storage import (
+from search.study.storage.storage import (
     check_writable_folder,
     default_storage,
     load_existing_study,

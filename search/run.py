@@ -27,24 +27,12 @@ from search.cli import guarded
 from search.engine.device import resolve_device
 from search.errors import UsageError
 from search.run_options import build_parser, sampler_of, settings_from
-from search.study import claims, runner, warm
-from search.study.budget import RunnerConfig
-from search.study.failures import repeated_failure
-from search.study.opening import StudyPlan, open_study
-from search.study.pool import default_workers, run_in_workers
-from search.study.queries import state_counts, trial_ids
-from search.study.settings import (
-    StudySettings,
-    check_task_space,
-    choose_space,
-    command_line,
-    parse_objectives,
-    shape_space,
-)
-from search.study.space import Fixed, Space
-from search.study.sqlite_files import is_new_sqlite
-from search.study.storage import check_writable_folder, display_url, parse_url
-from search.study.workers import (
+from search.study.queue import claims
+from search.study.running import runner
+from search.study.running.budget import RunnerConfig
+from search.study.running.failures import repeated_failure
+from search.study.running.pool import default_workers, run_in_workers
+from search.study.running.workers import (
     HostOptions,
     Loaded,
     WorkerSpec,
@@ -52,6 +40,20 @@ from search.study.workers import (
     spec_from_study,
     work,
 )
+from search.study.space import warm
+from search.study.space.space import Fixed, Space
+from search.study.storage.opening import StudyPlan, open_study
+from search.study.storage.settings import (
+    StudySettings,
+    check_task_space,
+    choose_space,
+    command_line,
+    parse_objectives,
+    shape_space,
+)
+from search.study.storage.sqlite_files import is_new_sqlite
+from search.study.storage.storage import check_writable_folder, display_url, parse_url
+from search.study.storage.trials import state_counts
 from search.tasks.loading import Task, load_task
 from search.views.hints import next_steps, worker_command
 from search.views.publish import Publisher
@@ -119,7 +121,8 @@ def budget_of(args: argparse.Namespace, space: Space) -> int | None:
 
 
 def open_planned(args: argparse.Namespace, checked: Checked, command: str) -> optuna.Study:
-    """The study, made or resumed (``search.study.opening``), its grid and warm start queued."""
+    """The study, made or resumed (``search.study.storage.opening``), its grid and warm start
+    queued."""
     n_trials = budget_of(args, checked.space)
     plan = StudyPlan(
         name=args.study_name,
@@ -228,7 +231,7 @@ def launch(
             return 0
 
         def progress() -> None:
-            bar.n = len(trial_ids(study, claims.DONE))  # one query, not every trial
+            bar.n = len(study.get_trials(deepcopy=False, states=claims.DONE))
             bar.refresh()
 
         return run_in_workers(study, spec, workers, progress, Publisher)

@@ -16,16 +16,16 @@ from search.engine.datasets import DATASETS, DataConfig
 from search.engine.device import DEVICES
 from search.engine.history import JUDGES
 from search.errors import UsageError
-from search.study.samplers import DEFAULT_PRUNER, MULTI_OBJECTIVE, PRUNERS, SAMPLERS
-from search.study.settings import (
+from search.study.space.samplers import DEFAULT_PRUNER, MULTI_OBJECTIVE, PRUNERS, SAMPLERS
+from search.study.space.space import Space
+from search.study.space.spacefile import DESIGNS
+from search.study.storage.settings import (
     StudySettings,
     default_judge,
     parse_objectives,
     parse_task_objectives,
 )
-from search.study.space import Space
-from search.study.spacefile import DESIGNS
-from search.study.storage import default_storage, storage_help
+from search.study.storage.storage import default_storage, storage_help
 from search.tasks.loading import Task
 
 DEFAULT_SEED = 1  # the reference study's seed

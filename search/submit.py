@@ -24,9 +24,9 @@ from pathlib import Path
 
 from search.cli import Parser, guarded, positive_int
 from search.errors import SearchError, StorageError
-from search.study.slurm import LOG_NAME, STUDY_ENV, SlurmJob, render, sbatch, sbatch_path
-from search.study.sqlite_files import is_new_sqlite
-from search.study.storage import (
+from search.study.running.slurm import LOG_NAME, STUDY_ENV, SlurmJob, render, sbatch, sbatch_path
+from search.study.storage.sqlite_files import is_new_sqlite
+from search.study.storage.storage import (
     STORAGE_ENV,
     artifact_dir_for,
     check_writable_folder,

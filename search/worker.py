@@ -19,9 +19,9 @@ import optuna
 
 from search.cli import Parser, guarded, non_negative_int
 from search.engine.device import DEVICES, resolve_device
-from search.study.opening import check_task_source
-from search.study.storage import default_storage, load_existing_study, storage_help
-from search.study.workers import HostOptions, spec_from_study, work
+from search.study.running.workers import HostOptions, spec_from_study, work
+from search.study.storage.opening import check_task_source
+from search.study.storage.storage import default_storage, load_existing_study, storage_help
 from search.tasks.loading import load_task
 from search.views.publish import Publisher
 

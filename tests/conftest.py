@@ -60,16 +60,6 @@ def ofat_db(tiny_root: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture
-def ofat_data(tiny_root: Path) -> tuple[list[str], str]:
-    """The issue's setting, the real MNIST with --train-limit 2000, where it is here; else the
-    synthetic digits. Returns the data options and the study's default name."""
-    real = os.environ.get("SEARCH_DATA_DIR")
-    if real and (Path(real) / "MNIST" / "raw").is_dir():
-        return ["--data-dir", real, "--train-limit", "2000"], "mnist-ofat-e1-n2000"
-    return ["--data-dir", str(tiny_root), "--val-size", "200"], "mnist-ofat-e1-v200"
-
-
-@pytest.fixture
 def pg_url():
     """A fresh PostgreSQL database of its own, dropped afterwards."""
     if not PG:

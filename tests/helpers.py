@@ -22,7 +22,7 @@ import optuna
 import torch
 import torch.nn.functional as F
 
-from search.study import records
+from search.study.storage import records
 
 if TYPE_CHECKING:
     from search.engine.optim import FlatOptimizer

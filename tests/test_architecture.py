@@ -39,7 +39,7 @@ def test_the_import_contracts_in_pyproject_hold():
     [
         ("engine/model.py", "import optuna", "The engine is pure PyTorch"),
         ("engine/train.py", "from search.tasks.mlp import vocabulary", "Imports go down"),
-        ("study/claims.py", "from search.views import summary", "Imports go down"),
+        ("study/queue/claims.py", "from search.views import summary", "Imports go down"),
         ("views/summary.py", "import torch", "import no torch"),
     ],
 )
@@ -137,14 +137,14 @@ PRIVATE_OPTUNA = re.compile(r"\._(storage|study_id|trial_id|backend)\b|_get_stal
 
 
 def test_every_private_optuna_name_the_service_uses_still_exists():
-    from search.study import internals
+    from search.study.storage import internals
 
     gone = internals.missing()
-    assert not gone, f"search/study/internals.py: this Optuna lacks {', '.join(gone)}"
+    assert not gone, f"search/study/storage/internals.py: this Optuna lacks {', '.join(gone)}"
 
 
 def test_a_name_an_upgrade_removed_is_reported(monkeypatch):
-    from search.study import internals
+    from search.study.storage import internals
 
     used = (*internals.USED, ("optuna.trial", "Trial._no_such_thing"))
     monkeypatch.setattr(internals, "USED", used)

@@ -12,7 +12,7 @@ import torch
 
 from search.check import main
 from search.errors import SearchError
-from search.study.spacefile import load_space, parse_space
+from search.study.space.spacefile import load_space, parse_space
 from search.task import DataContext
 from search.tasks.checking import check_task, epoch_budget, pick_point
 from search.tasks.loading import load_task

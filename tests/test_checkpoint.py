@@ -12,7 +12,7 @@ import pytest
 from search.engine.checkpoint import Checkpoint
 from search.engine.train import fit
 from search.run import main
-from search.study import records
+from search.study.storage import records
 from search.tasks.mlp.vocabulary import to_configs
 
 EPOCHS = 5

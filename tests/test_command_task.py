@@ -19,7 +19,7 @@ import pytest
 import torch
 
 from search.errors import UsageError
-from search.study.spacefile import load_space
+from search.study.space.spacefile import load_space
 from search.task import Context, Pruned
 from search.tasks import child
 from search.tasks.command import placeholders, substitute

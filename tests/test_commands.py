@@ -22,7 +22,7 @@ import pytest
 
 from search.__main__ import commands
 from search.errors import EXIT_CODES
-from search.study.storage import open_storage
+from search.study.storage.storage import open_storage
 
 from .helpers import tree, without_root_powers
 

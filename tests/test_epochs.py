@@ -9,10 +9,10 @@ import pytest
 
 from search.engine.history import EpochRecord, judged_epoch
 from search.run import main
-from search.study import records
-from search.study.samplers import first_rung, make_pruner
-from search.study.settings import stored_settings, stored_space
-from search.study.spacefile import design
+from search.study.space.samplers import first_rung, make_pruner
+from search.study.space.spacefile import design
+from search.study.storage import records
+from search.study.storage.settings import stored_settings, stored_space
 
 from .helpers import args
 

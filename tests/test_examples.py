@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import torch
 
-from search.study.space import Choice, Fixed, Space
-from search.study.spacefile import load_space
+from search.study.space.space import Choice, Fixed, Space
+from search.study.space.spacefile import load_space
 from search.task import Context, DataContext
 from search.tasks.loading import Task, load_task
 from search.tasks.local import LocalRecorder, Stop

@@ -16,7 +16,7 @@ from search.engine.data import DataConfig, load
 from search.engine.model import build_mlp
 from search.engine.train import evaluate, fit
 from search.run import main as run_main
-from search.study.final import choose
+from search.study.running.final import choose
 from search.tasks.mlp.vocabulary import to_configs
 from search.views.publish import study_note
 from search.views.report import write_report

@@ -19,7 +19,7 @@ from search.engine.config import LOSSES, ModelConfig, TrainConfig
 from search.engine.data import DataConfig, load
 from search.engine.optim import OPTIMIZERS
 from search.engine.train import fit
-from search.study import records
+from search.study.storage import records
 
 from .helpers import check_exactly_once, run_workers
 

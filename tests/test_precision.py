@@ -19,7 +19,7 @@ from search.engine.model import build_mlp
 from search.engine.optim import FlatOptimizer
 from search.engine.steps import make_step
 from search.engine.train import fit
-from search.study import records
+from search.study.storage import records
 from search.task import Context
 
 WIDE = ModelConfig(hidden=(256, 256))
@@ -102,8 +102,12 @@ def test_a_task_writes_no_device_checks_autocast_follows_the_precision():
 
 
 def run(tiny_root: Path, db: Path, *extra: str, fast: str) -> subprocess.CompletedProcess:
+    """``search.run`` of a small space (forced bf16 is emulated, and slow, on most CPUs)."""
+    space = db.parent / "small.toml"
+    space.write_text("[params]\nunits = [16, 32]\nbatch_size = [64, 128]\n")
     argv = ["--data-dir", str(tiny_root), "--storage", f"sqlite:///{db}", "--val-size", "200"]
-    argv += ["--workers", "1", "--max-epochs", "1", "--study-name", "s", *extra]
+    argv += ["--workers", "1", "--max-epochs", "1", "--study-name", "s", "--space", str(space)]
+    argv += extra
     env = {**os.environ, "SEARCH_FAST_BF16": fast}
     return subprocess.run(
         [sys.executable, "-m", "search.run", *argv], capture_output=True, text=True, env=env

@@ -10,12 +10,13 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
-from search.study import claims, records, runner
-from search.study.budget import RunnerConfig
-from search.study.runner import Outcome
-from search.study.space import point_key
-from search.study.spacefile import design, parse_space
-from search.study.storage import open_storage
+from search.study.queue import claims
+from search.study.running import runner
+from search.study.running.budget import RunnerConfig
+from search.study.running.runner import Outcome
+from search.study.space.space import point_key
+from search.study.space.spacefile import design, parse_space
+from search.study.storage.storage import open_storage, records
 
 
 def finish_at_once(trial: optuna.Trial) -> Outcome:
@@ -94,14 +95,14 @@ def test_six_claimants_starting_together_never_take_one_of_300_points_twice(
 
 
 def test_a_trial_failed_as_stale_that_finishes_keeps_its_result(ofat_study):
-    from search.study.internals import rdb, trial_id
+    from search.study.storage.internals import rdb, trial_id
 
     study, space = ofat_study
     claims.enqueue_missing(study, space, max_retries=2, window=2)
     trial = claims.claim_waiting(study)
 
     def late(t: optuna.Trial) -> Outcome:
-        # Another worker's verdict, written as search.study.recovery writes it.
+        # Another worker's verdict, written as search.study.queue.recovery writes it.
         storage, failed = rdb(study), trial_id(t)
         reason = "interrupted: no heartbeat"
         for key, value in records.failure(records.FailKind.INTERRUPTED, reason).items():

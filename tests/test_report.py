@@ -23,9 +23,9 @@ from optuna_dashboard import get_note
 from optuna_dashboard._custom_plot_data import get_plotly_graph_objects
 
 from search import report
-from search.study import records
-from search.study.internals import storage_of, study_id
-from search.study.settings import stored_space
+from search.study.storage import records
+from search.study.storage.internals import storage_of, study_id
+from search.study.storage.settings import stored_space
 from search.views.charts import CHART_TITLES, title_of
 from search.views.figures import factor_figure, factor_panels
 from search.views.pages import PLOTLY_JS

@@ -12,8 +12,8 @@ import optuna
 import pytest
 
 from search.run import main
-from search.study import records
-from search.study.settings import command_line
+from search.study.storage import records
+from search.study.storage.settings import command_line
 
 from .helpers import args, completed_points, executions, load_trials
 

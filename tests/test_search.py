@@ -11,9 +11,9 @@ import pytest
 from search import best
 from search.errors import UsageError
 from search.run import main
-from search.study import records
-from search.study.samplers import PRUNERS, SAMPLERS, make_pruner
-from search.study.spacefile import SPACES_DIR, load_space
+from search.study.space.samplers import PRUNERS, SAMPLERS, make_pruner
+from search.study.space.spacefile import SPACES_DIR, load_space
+from search.study.storage import records
 from search.views.best import best_trial
 
 from .helpers import args

@@ -14,7 +14,7 @@ import pytest
 from search import best, final, report
 from search.errors import EXIT_CODES
 from search.run import main
-from search.study.samplers import MULTI_OBJECTIVE, SAMPLERS
+from search.study.space.samplers import MULTI_OBJECTIVE, SAMPLERS
 from search.views import best as best_view
 
 TINY = ["--val-size", "200", "--workers", "1", "--quiet"]

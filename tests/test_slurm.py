@@ -23,8 +23,8 @@ import optuna
 import pytest
 
 from search.run import main as run_main
-from search.study import records
-from search.study.slurm import SlurmJob, render
+from search.study.running.slurm import SlurmJob, render
+from search.study.storage import records
 
 from .helpers import GRID_OPTIONS, GRID_STUDY, GRID_TASKS, completed_points, submit_argv
 

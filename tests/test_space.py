@@ -5,8 +5,8 @@ import pytest
 
 from search.engine.schedules import Schedule
 from search.errors import UsageError
-from search.study.space import point_key
-from search.study.spacefile import design
+from search.study.space.space import point_key
+from search.study.space.spacefile import design
 from search.tasks.mlp.vocabulary import BASELINE, to_configs
 
 

@@ -13,9 +13,9 @@ import optuna
 import pytest
 
 from search.errors import StorageError
-from search.study.recovery import OWNERLESS_GRACE_S, fail_orphaned_trials
-from search.study.sqlite_files import is_new_sqlite
-from search.study.storage import open_storage
+from search.study.queue.recovery import OWNERLESS_GRACE_S, fail_orphaned_trials
+from search.study.storage.sqlite_files import is_new_sqlite
+from search.study.storage.storage import open_storage
 
 from .helpers import tree, without_root_powers
 
@@ -69,10 +69,9 @@ def test_trials_of_a_dead_process_on_this_host_are_failed(tmp_path):
 
 
 def test_optunas_heartbeat_alone_keeps_a_dead_local_workers_trial_running(tmp_path):
-    """Why search.study.recovery looks for dead owners itself: Optuna's own check waits for
+    """Why search.study.queue.recovery looks for dead owners itself: Optuna's own check waits for
     the heartbeat's grace period, and its grid point waits with it."""
-    from search.study.internals import trial_id
-    from search.study.queries import rdb
+    from search.study.storage.internals import rdb, trial_id
 
     storage = open_storage(f"sqlite:///{tmp_path}/s.db")
     study = optuna.create_study(storage=storage)
@@ -94,10 +93,9 @@ def test_a_trial_claimed_without_an_owner_is_failed_only_after_the_grace_period(
 
 
 def test_a_trial_whose_heartbeat_stopped_is_failed_as_interrupted(tmp_path):
-    from search.study.failures import interrupted
-    from search.study.internals import trial_id
-    from search.study.queries import rdb
-    from search.study.recovery import GRACE_S, fail_stale_trials
+    from search.study.queue.recovery import GRACE_S, fail_stale_trials
+    from search.study.running.failures import interrupted
+    from search.study.storage.internals import rdb, trial_id
 
     storage = open_storage(f"sqlite:///{tmp_path}/s.db")
     study = optuna.create_study(storage=storage)
@@ -123,8 +121,8 @@ def test_a_missing_postgresql_driver_names_the_extra_that_installs_it(monkeypatc
 
 
 def test_a_live_worker_stuck_on_the_storage_is_never_taken_for_dead():
-    from search.study.recovery import GRACE_S, HEARTBEAT_S
-    from search.study.storage import SQLITE_BUSY_TIMEOUT_S
+    from search.study.queue.recovery import GRACE_S, HEARTBEAT_S
+    from search.study.storage.storage import SQLITE_BUSY_TIMEOUT_S
 
     # A beat can wait out a whole busy timeout behind another writer, and miss one more.
     assert GRACE_S >= SQLITE_BUSY_TIMEOUT_S + 2 * HEARTBEAT_S
@@ -134,7 +132,7 @@ def test_the_pools_cleanup_after_an_interrupt_prints_no_traceback(tmp_path):
     # What SQLAlchemy logs when Ctrl-C cut a query short and the cursor cannot be closed.
     code = (
         "import logging\n"
-        "from search.study.storage import open_storage\n"
+        "from search.study.storage.storage import open_storage\n"
         f"open_storage('sqlite:///{tmp_path}/s.db')\n"
         "try:\n"
         "    raise KeyboardInterrupt\n"
@@ -164,7 +162,7 @@ def open_as_a_user(url: str) -> subprocess.CompletedProcess[str]:
     code = (
         "import sys\n"
         "from search.cli import guarded\n"
-        "from search.study.storage import open_storage\n"
+        "from search.study.storage.storage import open_storage\n"
         f"sys.exit(guarded(lambda: open_storage({url!r}) and 0, debug=False))\n"
     )
     return run_as_a_user("-c", code)
@@ -325,7 +323,7 @@ def test_a_new_database_sqlite_cannot_set_up_is_removed_with_its_folders(tmp_pat
 
 
 def test_a_new_database_optuna_cannot_set_up_is_removed_with_its_folders(tmp_path, monkeypatch):
-    import search.study.storage as storage
+    import search.study.storage.storage as storage
 
     def broken(*args, **kwargs):
         raise RuntimeError("no tables for you")

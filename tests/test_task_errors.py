@@ -17,8 +17,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from search.study import records
-from search.study.failures import REPEATS
+from search.study.running.failures import REPEATS
+from search.study.storage import records
 
 TASKS = Path(__file__).resolve().parent / "tasks"
 USAGE, FAILED = 2, 1  # search.errors.EXIT_CODES: a bad option or task; the work failed

@@ -36,8 +36,9 @@ import torch
 
 from search import best, final, report
 from search.run import main as run_main
-from search.study import checkpoints, records
-from search.study.samplers import PRUNERS, SAMPLERS
+from search.study.running import checkpoints
+from search.study.space.samplers import PRUNERS, SAMPLERS
+from search.study.storage import records
 from search.task import DataContext
 from search.tasks.loading import load_task
 from search.views.charts import CHART_TITLES, target_name, title_of
@@ -140,12 +141,17 @@ def test_four_local_workers_run_each_point_of_the_tasks_grid_exactly_once(storag
         [sys.executable, "-m", "search.run", *argv], capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
+    assert "locked" not in done.stderr
     study = only_study(storage)
     trials = study.get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE"] * GRID_POINTS
     assert len(set(points(trials))) == GRID_POINTS
     assert [len(records.claims_of(study, t)) for t in trials] == [1] * GRID_POINTS
     check_values_are_the_tasks_metric(study, trials)
+    # One claim id per process, none shared. How many of the four took points is the OS's
+    # scheduling (on a busy machine one may take them all), so it is not asserted.
+    owners = {(t.user_attrs["worker"]["pid"], t.user_attrs["worker"]["worker_id"]) for t in trials}
+    assert len({pid for pid, _ in owners}) == len({claim for _, claim in owners}) == len(owners)
 
 
 @pytest.mark.parametrize("sampler", list(SAMPLERS))

@@ -10,9 +10,8 @@ import pytest
 import torch
 
 from search.run import main
-from search.study import records
-from search.study.checkpoints import study_folder
-from search.study.storage import open_storage
+from search.study.running.checkpoints import study_folder
+from search.study.storage.storage import open_storage, records
 
 ONE_POINT = """name = "one"
 [params]

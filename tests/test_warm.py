@@ -8,8 +8,8 @@ import optuna
 import pytest
 
 from search.run import main
-from search.study.spacefile import design, parse_space
-from search.study.warm import KNOWN_GOOD, fit_point
+from search.study.space.spacefile import design, parse_space
+from search.study.space.warm import KNOWN_GOOD, fit_point
 
 from .helpers import args
 

@@ -1,4 +1,7 @@
-"""Several workers on one study: every grid point exactly once, on SQLite and PostgreSQL."""
+"""Several workers on one study: seeded by their index, stopped together, their dead found.
+
+Every grid point exactly once with four local workers, on SQLite and PostgreSQL, is
+tests/test_task_service.py's; the claim race of six claimants, tests/test_queue.py's."""
 
 from __future__ import annotations
 
@@ -18,31 +21,16 @@ from .helpers import (
     check_exactly_once,
     completed_points,
     executions,
-    run_workers,
     start_two_workers,
 )
-
-
-@pytest.mark.slow
-def test_four_workers_on_sqlite_complete_each_ofat_point_once(ofat_data, tmp_path):
-    storage = f"sqlite:///{tmp_path}/s.db"
-    data, name = ofat_data
-    done = run_workers(data, storage, 4)
-    assert done.returncode == 0, done.stderr
-    assert "locked" not in done.stderr and "Traceback" not in done.stderr
-    trials = check_exactly_once(storage, name)
-    ids = {(t.user_attrs["worker"]["pid"], t.user_attrs["worker"]["worker_id"]) for t in trials}
-    # One worker id per process, none shared. How many of the four took points is the OS's
-    # scheduling (on a busy machine one may take them all), so it is not asserted.
-    assert len({worker_id for _, worker_id in ids}) == len(ids) == len({pid for pid, _ in ids})
 
 
 def test_a_workers_sampler_is_seeded_by_the_study_seed_plus_its_index_never_its_pid(
     tiny_root, tmp_path, monkeypatch
 ):
-    from search.study import settings as settings_module
-    from search.study.identity import WORKER_ID
-    from search.study.workers import HostOptions, open_as_worker, spec_from_study
+    from search.study.queue.identity import WORKER_ID
+    from search.study.running.workers import HostOptions, open_as_worker, spec_from_study
+    from search.study.storage import settings as settings_module
 
     storage = f"sqlite:///{tmp_path}/s.db"
     create = ["--sampler", "random", "--seed", "7", "--val-size", "200", "--create-only"]
@@ -56,15 +44,6 @@ def test_a_workers_sampler_is_seeded_by_the_study_seed_plus_its_index_never_its_
     for index in (0, 3, None):  # a lone run, worker 3 of several, a worker given no index
         open_as_worker(spec_from_study(study, storage, HostOptions(index=index)))
     assert seeds == [7, 10, (7 + WORKER_ID) % 2**32]
-
-
-@pytest.mark.slow
-def test_four_workers_on_postgresql_complete_each_ofat_point_once(ofat_data, pg_url, tmp_path):
-    data, name = ofat_data
-    # A database server's default artifact folder is study_db/artifacts here, in the source tree.
-    done = run_workers(data, pg_url, 4, "--artifact-dir", str(tmp_path / "artifacts"))
-    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
-    check_exactly_once(pg_url, name)
 
 
 @pytest.mark.slow
@@ -191,7 +170,7 @@ def test_sigterm_stops_a_lone_worker_with_143_and_its_trial_is_rerun(tiny_root, 
 BROKEN_STORAGE = """
 import os
 import sqlalchemy.exc
-import search.study.runner as _runner
+import search.study.running.runner as _runner
 
 _claim, _marker = _runner.claim_waiting, os.environ["SEARCH_TEST_BREAK"]
 
@@ -241,7 +220,7 @@ def test_a_worker_joining_from_elsewhere_stops_at_the_studys_budget(tiny_root, t
 
 
 def test_whole_studies_on_the_cpu_use_a_worker_per_core_by_default():
-    from search.study.pool import default_workers
+    from search.study.running.pool import default_workers
 
     cores = os.cpu_count() or 1
     assert default_workers("cpu", cores + 1) == cores
@@ -302,7 +281,7 @@ def test_a_stop_signal_that_lands_in_a_destructor_stops_the_run_at_its_next_safe
 
 def first_suggestion(tiny_root: Path, db: Path, index: int | None) -> dict:
     """The first point a worker of that index suggests on a fresh random-search study."""
-    from search.study.workers import HostOptions, open_as_worker, spec_from_study
+    from search.study.running.workers import HostOptions, open_as_worker, spec_from_study
 
     argv = ["--data-dir", str(tiny_root), "--storage", f"sqlite:///{db}", "--val-size", "200"]
     argv += ["--sampler", "random", "--study-name", "s", "--create-only", "--quiet"]

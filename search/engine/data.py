@@ -23,7 +23,7 @@ from search.engine.datasets import (
     refuse_misplaced,
 )
 from search.engine.download import download
-from search.errors import DataError
+from search.errors import DataError, first_line
 
 IMAGE_SIDE = 28
 N_CLASSES = 10
@@ -71,7 +71,7 @@ def _read(cfg: DataConfig, train: bool) -> tuple[torch.Tensor, torch.Tensor]:
         images = read_idx(raw / f"{prefix}-images-idx3-ubyte")
         labels = read_idx(raw / f"{prefix}-labels-idx1-ubyte")
     except Exception as e:  # noqa: BLE001 - any failure here means the files are unusable
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        reason = first_line(e) or type(e).__name__
         raise DataError(f"{cfg.dataset} could not be read from {expected(cfg)}: {reason}") from e
     if (
         images.dim() != 3

@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from search.errors import SearchError
+from search.errors import SearchError, first_line
 from search.task import Context, DataContext, as_number
 from search.tasks.loading import Task
 from search.tasks.local import LocalRecorder, Stop
@@ -194,7 +194,7 @@ def _call(fn: Any, name: str, when: str, *args: Any) -> Any:
     except Exception as e:
         frames = traceback.extract_tb(e.__traceback__)
         at = f" ({Path(frames[-1].filename).name}:{frames[-1].lineno})" if frames else ""
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        reason = first_line(e)
         raise SearchError(f"{name} raised {type(e).__name__}: {reason}{at}{when}") from e
 
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from search.errors import UsageError
+from search.errors import UsageError, first_line
 
 BUILT_IN = "mlp"
 COMMAND_PREFIX = "cmd:"
@@ -116,7 +116,7 @@ def _run_import(load: Callable[[], Any], where: str) -> Any:
         return load()
     except Exception as e:  # noqa: BLE001 - a task's own error, shown as its one line
         frame = traceback.extract_tb(e.__traceback__)[-1]
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        reason = first_line(e)
         raise UsageError(
             f"{where}: importing it failed at {Path(frame.filename).name}:{frame.lineno}: "
             f"{type(e).__name__}: {reason}".rstrip(": ")

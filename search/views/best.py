@@ -14,10 +14,10 @@ import optuna
 from optuna.trial import FrozenTrial
 
 from search.errors import SearchError
-from search.study import records
-from search.study.settings import StudySettings
-from search.study.spacefile import FILE_SETTINGS
-from search.study.trials import metrics_text, ranked, shown
+from search.study.space.spacefile import FILE_SETTINGS
+from search.study.storage import records
+from search.study.storage.settings import StudySettings
+from search.study.storage.trials import metrics_text, ranked, shown
 
 
 def best_trial(study: optuna.Study) -> FrozenTrial:

@@ -20,9 +20,9 @@ import optuna.visualization as vis
 import plotly.graph_objects as go
 from optuna.study import StudyDirection
 
-from search.study.settings import stored_space
-from search.study.space import Space
-from search.study.trials import shown
+from search.study.space.space import Space
+from search.study.storage.settings import stored_space
+from search.study.storage.trials import shown
 from search.views.figures import factor_effects, factor_figure, factor_panels, overview_figure
 from search.views.summary import rows_for_trials
 

@@ -15,9 +15,9 @@ from optuna.trial import TrialState
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from search.study import records
-from search.study.space import Space, point_key
-from search.study.trials import final_metrics
+from search.study.space.space import Space, point_key
+from search.study.storage import records
+from search.study.storage.trials import final_metrics
 
 PALETTE = qualitative.Plotly
 

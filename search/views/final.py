@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from search.study.trials import shown
+from search.study.storage.trials import shown
 
 
 def final_rows(record: dict) -> list[dict[str, Any]]:

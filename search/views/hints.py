@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import shlex
 
-from search.study.storage import STORAGE_ENV, default_storage, display_url
+from search.study.storage.storage import STORAGE_ENV, default_storage, display_url
 
 
 def worker_command(storage: str, study_name: str) -> str:

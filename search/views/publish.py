@@ -18,11 +18,11 @@ import optuna
 from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.trial import TrialState
 
-from search.study import records
-from search.study.records import note_of
-from search.study.settings import StudySettings
-from search.study.space import Space
-from search.study.trials import metrics_text, ranked, shown
+from search.study.space.space import Space
+from search.study.storage import records
+from search.study.storage.records import note_of
+from search.study.storage.settings import StudySettings
+from search.study.storage.trials import metrics_text, ranked, shown
 from search.views.best import objective_name, ran_params
 from search.views.figures import factor_effects, factor_figure, factor_panels, overview_figure
 from search.views.final import format_final
@@ -53,7 +53,8 @@ def _never_fails(method):
 
 
 class Publisher:
-    """A worker's observer (search.study.workers.Observer) that publishes to the dashboard."""
+    """A worker's observer (search.study.running.workers.Observer) that publishes to the
+    dashboard."""
 
     def __init__(
         self,

@@ -24,10 +24,10 @@ from optuna.trial import TrialState
 from plotly.offline import get_plotlyjs
 
 from search.errors import SearchError
-from search.study import records
-from search.study.settings import StudySettings, stored_space
-from search.study.space import point_key
-from search.study.trials import ranked, shown
+from search.study.space.space import point_key
+from search.study.storage import records
+from search.study.storage.settings import StudySettings, stored_space
+from search.study.storage.trials import ranked, shown
 from search.views.charts import Chart, report_charts
 from search.views.final import final_rows, format_final
 from search.views.pages import PLOTLY_JS, chart_div, index_html, page

@@ -12,13 +12,19 @@ import optuna
 from optuna.study import StudyDirection
 from optuna.trial import FrozenTrial, TrialState
 
-from search.study import records
-from search.study.budget import RunnerConfig, study_seconds
-from search.study.queries import state_counts
-from search.study.samplers import startup_note
-from search.study.settings import StudySettings
-from search.study.space import Space
-from search.study.trials import TIMING, final_metrics, judge_of, ranked, shown
+from search.study.running.budget import RunnerConfig, study_seconds
+from search.study.space.samplers import startup_note
+from search.study.space.space import Space
+from search.study.storage import records
+from search.study.storage.settings import StudySettings
+from search.study.storage.trials import (
+    TIMING,
+    final_metrics,
+    judge_of,
+    ranked,
+    shown,
+    state_counts,
+)
 
 BEST_SHOWN = 10  # rows of a sampler's summary
 EXTRA_METRICS = 3  # metrics a task returned beyond its objectives, shown in a summary

@@ -1,9 +1,9 @@
 """Study settings: what makes a study's results comparable, and reading them back.
 
-A study records its settings, its space (the TOML text), its trial budget, the command that
-made it (passwords hidden) and the package versions (``search.study.opening``), so that it can
-be resumed, joined by a worker on another machine, or reproduced. Workers read everything back
-from here (``stored_*``).
+A study records its settings, its space (the TOML text), its trial budget, the command that made it
+(passwords hidden) and the package versions (``search.study.storage.opening``), so that it can be
+resumed, joined by a worker on another machine, or reproduced. Workers read everything back from
+here (``stored_*``).
 """
 
 from __future__ import annotations
@@ -20,12 +20,11 @@ import optuna
 from search.engine.datasets import DataConfig
 from search.engine.history import UNRECORDED_JUDGE
 from search.errors import SearchError, UsageError
-from search.study import records
-from search.study.budget import RunnerConfig
-from search.study.samplers import make_pruner, make_sampler
-from search.study.space import Space
-from search.study.spacefile import design, load_space, parse_space
-from search.study.storage import display_url
+from search.study.running.budget import RunnerConfig
+from search.study.space.samplers import make_pruner, make_sampler
+from search.study.space.space import Space
+from search.study.space.spacefile import design, load_space, parse_space
+from search.study.storage.storage import display_url, records
 from search.tasks.loading import BUILT_IN, COMMAND_PREFIX, Task
 from search.tasks.mlp.vocabulary import OBJECTIVES as MLP_OBJECTIVES
 

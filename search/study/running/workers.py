@@ -22,15 +22,20 @@ import torch
 from search.engine.datasets import default_data_dir
 from search.engine.precision import resolve
 from search.errors import SearchError
-from search.study import checkpoints, records, runner
-from search.study.failures import interrupted
-from search.study.identity import WORKER_ID
-from search.study.objective import Objective, ObjectiveConfig
-from search.study.samplers import startup_note
-from search.study.settings import StudySettings, stored_budget, stored_settings, stored_space
-from search.study.space import Space
-from search.study.storage import artifact_dir_for, load_existing_study
-from search.study.trials import progress_line
+from search.study.queue.identity import WORKER_ID
+from search.study.running import checkpoints, runner
+from search.study.running.failures import interrupted
+from search.study.running.objective import Objective, ObjectiveConfig
+from search.study.space.samplers import startup_note
+from search.study.space.space import Space
+from search.study.storage.settings import (
+    StudySettings,
+    stored_budget,
+    stored_settings,
+    stored_space,
+)
+from search.study.storage.storage import artifact_dir_for, load_existing_study, records
+from search.study.storage.trials import progress_line
 from search.task import WEIGHTS_FILE, DataContext, seed_all
 from search.tasks.loading import Task, load_task
 

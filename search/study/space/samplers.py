@@ -1,8 +1,8 @@
 """Samplers and pruners: registries of seeded factories, shared by the CLI and the tests.
 
-``grid`` runs a space's points as enqueued trials (see ``search.study.runner``); the sampler behind
-it only answers for parameters a point leaves open, so a seeded random sampler does. Every
-other sampler explores the space's ranges and choices; ``nsga2`` is for several objectives.
+``grid`` runs a space's points as enqueued trials (see ``search.study.running.runner``); the
+sampler behind it only answers for parameters a point leaves open, so a seeded random sampler does.
+Every other sampler explores the space's ranges and choices; ``nsga2`` is for several objectives.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from typing import TypeVar
 import optuna
 
 from search.errors import UsageError
-from search.study.queries import state_counts
+from search.study.storage.trials import state_counts
 
 T = TypeVar("T")
 

@@ -18,9 +18,9 @@ import optuna
 
 from search import signals
 from search.engine.device import split_devices
-from search.errors import SearchError, Terminated, exit_code_of
-from search.study import runner
-from search.study.workers import ObserverFactory, WorkerSpec, work
+from search.errors import SearchError, Terminated, exit_code_of, one_line
+from search.study.running import runner
+from search.study.running.workers import ObserverFactory, WorkerSpec, work
 
 POLL_S = 1.0  # how often the parent redraws the progress of its workers
 INTERRUPT_GRACE_S = 5.0  # how long the parent waits for workers to stop on their own
@@ -45,12 +45,7 @@ def _entry(spec: WorkerSpec, observe: ObserverFactory | None) -> None:
         print(f"[worker {spec.host.name}] error: {e}", file=sys.stderr, flush=True)
         sys.exit(e.exit_code)
     except Exception as e:  # noqa: BLE001 - a worker's death is one line, never a traceback
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        print(
-            f"[worker {spec.host.name}] error: {type(e).__name__}: {reason}",
-            file=sys.stderr,
-            flush=True,
-        )
+        print(f"[worker {spec.host.name}] error: {one_line(e)}", file=sys.stderr, flush=True)
         sys.exit(1)
 
 

@@ -18,10 +18,10 @@ from search.engine.config import PRECISION_SETTINGS as PRECISIONS
 from search.engine.datasets import DATASETS
 from search.engine.history import JUDGES
 from search.errors import UsageError
-from search.study.space import Choice, Fixed, Param, Range, Space, grid_points
+from search.study.space.space import Choice, Fixed, Param, Range, Space, grid_points
 from search.tasks.mlp.vocabulary import BASELINE, NUMBERS, VOCABULARY, check_value
 
-SPACES_DIR = Path(__file__).resolve().parent.parent / "spaces"  # search/spaces/*.toml
+SPACES_DIR = Path(__file__).resolve().parents[2] / "spaces"  # search/spaces/*.toml
 DESIGNS = ("ofat", "full")
 TOP_LEVEL = ("name", "description", "grid", "baseline", "params", "settings", "objective")
 # The [settings] a file may carry, each with a check and what it expects.

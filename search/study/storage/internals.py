@@ -21,7 +21,6 @@ USED = (
     ("optuna.trial", "Trial._trial_id"),
     ("optuna.trial", "FrozenTrial._trial_id"),
     ("optuna.storages._cached_storage", "_CachedStorage._backend"),
-    ("optuna.storages._rdb.models", "TrialModel"),
 )
 
 
@@ -46,13 +45,6 @@ def study_id(study: optuna.Study) -> int:
 def trial_id(trial: optuna.Trial | FrozenTrial) -> int:
     """A trial's row id: the storage's methods take it, and only it (not the number)."""
     return trial._trial_id
-
-
-def trial_model() -> Any:
-    """Optuna's trials table (stable since v1), for counts and ids in one indexed query."""
-    from optuna.storages._rdb.models import TrialModel
-
-    return TrialModel
 
 
 def missing() -> list[str]:

@@ -1,8 +1,8 @@
 """Runner: claims trials from a study and runs them, one at a time, until the work is done.
 
 Grid designs never rely on a sampler to pick points: the missing points are queued as WAITING
-trials and each runner claims one atomically (search.study.claims), so every point is run once
-however many runners share the study. A running trial beats a heartbeat; trials of dead
+trials and each runner claims one atomically (search.study.queue.claims), so every point is
+run once however many runners share the study. A running trial beats a heartbeat; trials of dead
 workers are failed and their points queued again.
 """
 
@@ -17,11 +17,8 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import FrozenTrial, TrialState
 
 from search import signals
-from search.errors import SearchError
-from search.study import records
-from search.study.budget import RunnerConfig, study_seconds
-from search.study.checkpoints import requeue_interrupted
-from search.study.claims import (
+from search.errors import SearchError, one_line
+from search.study.queue.claims import (
     DONE,
     ask,
     claim_waiting,
@@ -29,12 +26,14 @@ from search.study.claims import (
     fail_interrupted,
     grid_status,
 )
-from search.study.failures import counted_trials, stop_if_repeated
-from search.study.identity import is_local
-from search.study.internals import trial_id
-from search.study.queries import rdb
-from search.study.recovery import GRACE_S, fail_orphaned_trials, fail_stale_trials, heartbeat
-from search.study.space import Space
+from search.study.queue.identity import is_local
+from search.study.queue.recovery import GRACE_S, fail_orphaned_trials, fail_stale_trials, heartbeat
+from search.study.running.budget import RunnerConfig, study_seconds
+from search.study.running.checkpoints import requeue_interrupted
+from search.study.running.failures import counted_trials, stop_if_repeated
+from search.study.space.space import Space
+from search.study.storage import records
+from search.study.storage.internals import rdb, trial_id
 
 IDLE_POLL_S = 1.0  # an idle worker looks this often for a point to rerun while others run
 
@@ -49,6 +48,14 @@ class Outcome:
 
 
 Objective = Callable[[optuna.Trial], Outcome]
+Say = Callable[[str], None]
+
+
+class Wait:
+    """A source's answer when it has no trial now but may have one soon."""
+
+
+WAIT = Wait()
 
 
 def recover(study: optuna.Study, space: Space, cfg: RunnerConfig) -> int:
@@ -116,12 +123,6 @@ def _keep(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> FrozenT
     return kept
 
 
-def one_line(e: BaseException) -> str:
-    """An exception as one line: its type and the first line of its message."""
-    text = str(e).strip()
-    return f"{type(e).__name__}: {text.splitlines()[0]}" if text else type(e).__name__
-
-
 def planned(study: optuna.Study, space: Space, cfg: RunnerConfig) -> tuple[int, int]:
     """(trials in the plan, trials still to run) for a progress bar over the whole study."""
     budget_left = None if cfg.n_trials is None else max(0, cfg.n_trials - counted_trials(study))
@@ -141,52 +142,84 @@ def planned(study: optuna.Study, space: Space, cfg: RunnerConfig) -> tuple[int, 
     return max(total, todo), todo
 
 
+class GridSource:
+    """The grid's trials: a queued point claimed by this worker. While other workers still run
+    the last points, one of theirs may yet need a rerun here (its worker died): wait."""
+
+    def __init__(self, study: optuna.Study, space: Space, cfg: RunnerConfig, say: Say) -> None:
+        self.study, self.space, self.cfg, self.say = study, space, cfg, say
+        self.told = False  # that this worker waits for others: said once per wait
+
+    def next_trial(self) -> optuna.Trial | Wait | None:
+        trial = claim_waiting(self.study)
+        # An empty queue may still leave failed points with retries to spare, or points of
+        # workers that died.
+        if trial is None and recover(self.study, self.space, self.cfg):
+            trial = claim_waiting(self.study)
+        if trial is not None:
+            self.told = False
+            return trial
+        running = self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+        if not running:
+            return None
+        # A local worker's last trial needs no word; one elsewhere may be dead.
+        remote = [t for t in running if not is_local(records.owner_of(t) or {})]
+        if remote and not self.told:
+            self.say(
+                f"waiting for {len(remote)} trial(s) running elsewhere; a dead worker's trial "
+                f"is rerun once found (at once on this machine, within {GRACE_S} s elsewhere)"
+            )
+        self.told = True
+        return WAIT
+
+
+class SamplerSource:
+    """A sampler's trials: an interrupted trial's parameters first (it goes on from its
+    checkpoint), else a new suggestion."""
+
+    def __init__(self, study: optuna.Study) -> None:
+        self.study = study
+
+    def next_trial(self) -> optuna.Trial:
+        requeue_interrupted(self.study)
+        return ask(self.study)
+
+
+def source_for(
+    study: optuna.Study, space: Space, cfg: RunnerConfig, say: Say
+) -> GridSource | SamplerSource:
+    """Where a worker's trials come from: the one place the loop asks whether it runs a grid."""
+    return GridSource(study, space, cfg, say) if space.is_grid else SamplerSource(study)
+
+
 def run(
     study: optuna.Study,
     space: Space,
     objective: Objective,
     cfg: RunnerConfig,
     on_done: Callable[[FrozenTrial], None] | None = None,
-    say: Callable[[str], None] | None = None,
+    say: Say | None = None,
 ) -> int:
-    """Run trials until the grid is done or a budget is spent; return how many ran here.
+    """Run trials until the source is empty or a budget is spent; return how many ran here.
 
     Both budgets count for the whole study: ``n_trials`` every trial started (see
-    search.study.failures), ``timeout`` the trial time already used, so a rerun tops up
+    search.study.running.failures), ``timeout`` the trial time already used, so a rerun tops up
     instead of starting again. Repeated failures stop the run (``RepeatedFailure``).
     """
     left = None if cfg.timeout is None else cfg.timeout - study_seconds(study)
     deadline = None if left is None else time.monotonic() + left
-    ran, waiting = 0, False
+    source = source_for(study, space, cfg, say or (lambda _msg: None))
+    ran = 0
     while deadline is None or time.monotonic() < deadline:
         signals.stop_point()  # between trials
         if cfg.n_trials is not None and counted_trials(study) >= cfg.n_trials:
             break
-        if space.is_grid:
-            trial = claim_waiting(study)
-            # An empty queue may still leave failed points with retries to spare, or points
-            # of workers that died; while others run, one of theirs may yet need a rerun.
-            if trial is None and recover(study, space, cfg):
-                trial = claim_waiting(study)
-            if trial is None:
-                running = study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-                if running:
-                    # A local worker's last trial needs no word; one elsewhere may be dead.
-                    remote = [t for t in running if not is_local(records.owner_of(t) or {})]
-                    if say is not None and remote and not waiting:
-                        say(
-                            f"waiting for {len(remote)} trial(s) running elsewhere; a dead "
-                            "worker's trial is rerun once found (at once on this machine, "
-                            f"within {GRACE_S} s elsewhere)"
-                        )
-                    waiting = True
-                    signals.wait(IDLE_POLL_S)
-                    continue
-                break
-            waiting = False
-        else:
-            requeue_interrupted(study)  # an interrupted point runs again, from its checkpoint
-            trial = ask(study)
+        trial = source.next_trial()
+        if trial is None:
+            break
+        if trial is WAIT:
+            signals.wait(IDLE_POLL_S)
+            continue
         frozen = run_trial(study, trial, objective)
         ran += 1
         if on_done is not None:

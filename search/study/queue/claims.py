@@ -6,7 +6,7 @@ succeeds for one claimant only. A sampler's trial is claimed by ``ask``. A stop 
 while a claim is half made (``search.signals.deferred``), so a trial is never left claimed
 without an owner.
 
-Every claim is recorded in the trial's records (``search.study.records``: the worker, when,
+Every claim is recorded in the trial's records (``search.study.storage.records``: the worker, when,
 and the sampler it ran with), so each execution of a trial can be counted after the fact, and
 a point run twice shows as two claims.
 """
@@ -22,12 +22,11 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.trial import TrialState
 
 from search import signals
-from search.study import records
-from search.study.identity import worker_identity
-from search.study.internals import storage_of, trial_id
-from search.study.locks import claim_lock, study_lock
-from search.study.queries import rdb
-from search.study.space import Space, point_key
+from search.study.queue.identity import worker_identity
+from search.study.queue.locks import claim_lock, study_lock
+from search.study.space.space import Space, point_key
+from search.study.storage import records
+from search.study.storage.internals import rdb, storage_of, trial_id
 
 DONE = (TrialState.COMPLETE, TrialState.PRUNED)
 PENDING = (TrialState.WAITING, TrialState.RUNNING)

@@ -27,11 +27,11 @@ from optuna.artifacts import FileSystemArtifactStore, upload_artifact
 from optuna.trial import FrozenTrial
 
 from search.errors import SearchError
-from search.study import records
-from search.study.final_run import FinalConfig, Job, train_job
-from search.study.settings import StudySettings, stored_settings
-from search.study.space import point_key
-from search.study.trials import ranked
+from search.study.running.final_run import FinalConfig, Job, train_job
+from search.study.space.space import point_key
+from search.study.storage import records
+from search.study.storage.settings import StudySettings, stored_settings
+from search.study.storage.trials import ranked
 
 WEIGHTS_FORMAT = "torch state dict; torch.load(path, weights_only=True)"
 

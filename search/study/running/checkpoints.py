@@ -5,7 +5,7 @@ study's part is its name made safe for a path plus its uid, a random id drawn wh
 was made, so that two studies never share a folder, whatever their names and databases. A
 task's ``ctx.checkpoint`` keeps ``checkpoint.pt`` there, replaced every epoch; it records the
 study's uid and the trial's number, and the trial records the file and epoch
-(``search.study.records``). A trial stopped by Ctrl-C, SIGTERM (SLURM's and Kubernetes'
+(``search.study.storage.records``). A trial stopped by Ctrl-C, SIGTERM (SLURM's and Kubernetes'
 preemption) or a dead worker is failed "interrupted"; when its point runs again (a grid queues
 it again; for a sampler ``requeue_interrupted`` queues its parameters), the rerun goes on from
 the checkpoint and records ``resumed_from``. A checkpoint of another study or trial is
@@ -26,11 +26,10 @@ from typing import Any
 import optuna
 from optuna.trial import FrozenTrial, TrialState
 
-from search.study import records
-from search.study.failures import interrupted
-from search.study.internals import trial_id
-from search.study.locks import study_lock
-from search.study.queries import rdb
+from search.study.queue.locks import study_lock
+from search.study.running.failures import interrupted
+from search.study.storage import records
+from search.study.storage.internals import rdb, trial_id
 from search.task import WEIGHTS_FILE
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -104,7 +103,11 @@ def clear(folder: Path) -> None:
 
 def requeue_interrupted(study: optuna.Study) -> int:
     """Queue again the parameters of a sampler's interrupted trials, once each, so that their
-    points run (from their checkpoints); returns how many were queued."""
+    points run (from their checkpoints); returns how many were queued.
+
+    Not Optuna's ``RetryHeartbeatStaleTrialCallback``: it sees only trials failed as stale, not
+    those a stop failed, and copies the dead trial's records onto the rerun
+    (``tests/test_optuna_limits.py`` shows both)."""
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     if not any(interrupted(t) for t in failed):
         return 0

@@ -25,10 +25,10 @@ import optuna
 import sqlalchemy
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from search.study.internals import rdb, study_id, trial_id
+from search.study.storage.internals import rdb, study_id, trial_id
 
 # User attributes of a trial (small; columns of trials_dataframe).
-POINT = "point"  # a grid point's id (search.study.space.point_key)
+POINT = "point"  # a grid point's id (search.study.space.space.point_key)
 WORKER = "worker"  # the process that claimed it: host, pid, worker id
 EPOCHS = "epochs"  # the epoch budget it ran with, caps included
 EPOCHS_RUN = "epochs_run"  # epochs it reported (a pruner or a stop may end it early)
@@ -47,7 +47,7 @@ KEPT_FROM = "kept_from_trial"  # finished after it was failed as stale: the fail
 WARM_START = "warm_start"  # where a queued warm-start point came from
 SMALL = (EPOCHS, EPOCHS_RUN, TRAIN_IMAGES, SECONDS, N_PARAMS, JUDGE, JUDGED_EPOCH)
 
-# User attributes of a study (search.study.opening writes them when it makes the study).
+# User attributes of a study (search.study.storage.opening writes them when it makes the study).
 SETTINGS = "settings"  # StudySettings: what makes its results comparable
 SPACE_TOML = "space_toml"  # the space file's text
 COMMAND = "command"  # the command that made it, passwords hidden

@@ -13,8 +13,7 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import SearchError
-from search.study import records
-from search.study.queries import trial_ids
+from search.study.storage import records
 
 REPEATS = 3  # consecutive failures with one reason that stop a study
 COUNTED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.RUNNING)
@@ -34,12 +33,10 @@ def interrupted(t: FrozenTrial) -> bool:
 
 
 def counted_trials(study: optuna.Study) -> int:
-    """The trials the budget counts: every one started, less the interrupted ones."""
-    counted = len(trial_ids(study, COUNTED))
-    if trial_ids(study, (TrialState.FAIL,), limit=1):  # most studies have none to load
-        failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-        counted += sum(1 for t in failed if not interrupted(t))
-    return counted
+    """The trials the budget counts: every one started, less the interrupted ones. (Optuna's
+    ``MaxTrialsCallback`` stops a study only inside ``optimize``, which the runner cannot use.)"""
+    started = study.get_trials(deepcopy=False, states=(*COUNTED, TrialState.FAIL))
+    return sum(1 for t in started if not interrupted(t))
 
 
 def repeated_failure(study: optuna.Study) -> str | None:

@@ -1,8 +1,8 @@
 """A study's budget: how many trials, how much trial time, and how often a grid point reruns.
 
 Both budgets count for the whole study, not for one process: ``n_trials`` every trial started
-(``search.study.failures``), ``timeout`` the trial time every process has used, so a rerun tops
-up instead of starting again.
+(``search.study.running.failures``), ``timeout`` the trial time every process has used, so a
+rerun tops up instead of starting again.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import optuna
 from optuna.trial import TrialState
 
-from search.study.claims import DONE, QUEUE_WINDOW
+from search.study.queue.claims import DONE, QUEUE_WINDOW
 
 
 @dataclass(frozen=True)

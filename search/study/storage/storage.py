@@ -4,7 +4,7 @@ Checks a URL before Optuna touches it (a file that is not an Optuna database is 
 was; a database a search cannot write is refused, and a report reads it read-only; a refused
 open creates nothing), turns on SQLite's write-ahead log and a busy timeout so that readers (a
 report, the dashboard) never block the search, and turns on Optuna's heartbeats
-(search.study.recovery).
+(search.study.queue.recovery).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ import sqlalchemy
 from optuna.storages import BaseStorage, RDBStorage
 
 from search.errors import StorageError
-from search.study import records
-from search.study.recovery import GRACE_S, HEARTBEAT_S
-from search.study.sqlite_files import prepare_sqlite_file, remove_made, sqlite_file
+from search.study.queue.recovery import GRACE_S, HEARTBEAT_S
+from search.study.storage import records
+from search.study.storage.sqlite_files import prepare_sqlite_file, remove_made, sqlite_file
 
 DEFAULT_STORAGE = "sqlite:///study_db/mnist.db"
 # The storage URL from the environment, so that a password stays off command lines (where any

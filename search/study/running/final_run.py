@@ -19,9 +19,9 @@ import torch
 
 from search.engine.precision import resolve
 from search.errors import UsageError
-from search.study.objective import returned_metrics, trial_epochs
-from search.study.settings import StudySettings
-from search.study.trials import TIMING
+from search.study.running.objective import returned_metrics, trial_epochs
+from search.study.storage.settings import StudySettings
+from search.study.storage.trials import TIMING
 from search.task import WEIGHTS_FILE, Context, DataContext, Pruned, seed_all
 from search.tasks.loading import load_task
 

@@ -7,6 +7,7 @@ history, and are judged from it by the rule they ran with.
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict
 
 import optuna
@@ -15,10 +16,16 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 
 from search.engine import history as run_history
 from search.engine.history import EpochRecord
-from search.study import records
-from search.study.space import Space
+from search.study.space.space import Space
+from search.study.storage import records
 
 TIMING = ("seconds", "samples_seen", "epoch")  # reported with the metrics, not metrics
+
+
+def state_counts(study: optuna.Study) -> Counter[str]:
+    """How many of the study's trials are in each state, by name. Optuna's trial cache reads
+    only the trials that changed since the last call, so a worker may ask this often."""
+    return Counter(t.state.name for t in study.get_trials(deepcopy=False))
 
 
 def ranked(study: optuna.Study) -> list[FrozenTrial]:

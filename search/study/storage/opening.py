@@ -20,15 +20,14 @@ from optuna.distributions import check_distribution_compatibility
 from optuna.storages import BaseStorage
 
 from search.errors import UsageError
-from search.study import records
-from search.study.budget import RunnerConfig
-from search.study.checkpoints import new_uid
-from search.study.locks import study_lock
-from search.study.queries import rdb
-from search.study.recovery import fail_orphaned_trials, fail_stale_trials
-from search.study.settings import StudySettings, default_precision, stored_space, versions
-from search.study.space import Space
-from search.study.storage import missing_study, open_storage
+from search.study.queue.locks import study_lock
+from search.study.queue.recovery import fail_orphaned_trials, fail_stale_trials
+from search.study.running.budget import RunnerConfig
+from search.study.running.checkpoints import new_uid
+from search.study.space.space import Space
+from search.study.storage.internals import rdb
+from search.study.storage.settings import StudySettings, default_precision, stored_space, versions
+from search.study.storage.storage import missing_study, open_storage, records
 
 SHOWN_CHARS = 40  # of each old and new value in a message
 

@@ -16,11 +16,10 @@ from optuna.storages import BaseStorage
 from optuna.trial import FrozenTrial, TrialState
 
 from search.errors import UsageError
-from search.study import records
-from search.study.internals import storage_of
-from search.study.space import Choice, Fixed, Param, Range, Space
-from search.study.sqlite_files import is_new_sqlite
-from search.study.storage import missing_study, open_storage
+from search.study.space.space import Choice, Fixed, Param, Range, Space
+from search.study.storage.internals import storage_of
+from search.study.storage.sqlite_files import is_new_sqlite
+from search.study.storage.storage import missing_study, open_storage, records
 
 WARM_START_POINTS = 5  # the best finished points of the other study that are queued
 # A known-good MLP recipe, inside the default space: two hidden layers of 1,024 with dropout

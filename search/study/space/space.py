@@ -3,7 +3,7 @@
 A space maps names of the vocabulary (``VOCABULARY``) to a fixed value, a list of choices, or an
 int or float range. A grid space also enumerates its points: ``grid = "product"`` is every
 combination of its choices, ``grid = "ofat"`` is its ``[baseline]`` plus one choice changed at a
-time. Spaces are read from TOML files by ``search.study.spacefile``.
+time. Spaces are read from TOML files by ``search.study.space.spacefile``.
 """
 
 from __future__ import annotations

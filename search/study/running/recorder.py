@@ -1,9 +1,9 @@
 """The service side of a study trial's ``Context`` (``search.task.Recorder``).
 
-It records every epoch the task reports (``search.study.records``), tells the pruner the first
-objective's metric, keeps the task's checkpoints in the trial's folder with whose they are,
-and gives a rerun of an interrupted point the checkpoint it goes on from, with the epochs
-already run, so the trial's history is whole and the pruner sees every epoch.
+It records every epoch the task reports (``search.study.storage.records``), tells the pruner the
+first objective's metric, keeps the task's checkpoints in the trial's folder with whose they are,
+and gives a rerun of an interrupted point the checkpoint it goes on from, with the epochs already
+run, so the trial's history is whole and the pruner sees every epoch.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 import optuna
 
 from search import signals
-from search.study import checkpoints, records
+from search.study.running import checkpoints
+from search.study.storage import records
 from search.tasks.local import load_checkpoint, save_checkpoint
 
 

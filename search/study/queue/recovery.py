@@ -5,7 +5,8 @@ belonged to a worker that died (on any machine) and is failed by the next worker
 with Optuna's own ``fail_stale_trials``. On this host a dead owner is found at once, by its
 process id: Optuna's heartbeat alone would keep its trial, and its grid point, RUNNING for
 ``GRACE_S`` (``tests/test_storage.py`` shows both). The heartbeat thread is ours: Optuna beats
-only inside ``study.optimize``, whose waiting-trial pop races on SQLite (search.study.claims).
+only inside ``study.optimize``, whose waiting-trial pop races on SQLite
+(search.study.queue.claims).
 """
 
 from __future__ import annotations
@@ -20,14 +21,14 @@ from optuna.exceptions import UpdateFinishedTrialError
 from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
-from search.study import records
-from search.study.identity import is_alive, is_local
-from search.study.internals import rdb, trial_id
+from search.study.queue.identity import is_alive, is_local
+from search.study.storage import records
+from search.study.storage.internals import rdb, trial_id
 
 HEARTBEAT_S = 5
 # Silent this long, a trial's worker is dead. Well above the longest wait a live worker can
-# have on the storage (SQLite's busy timeout, 60 s, in search.study.storage) plus two missed
-# beats: a beat stuck behind another writer is not death.
+# have on the storage (SQLite's busy timeout, 60 s, in search.study.storage.storage) plus two
+# missed beats: a beat stuck behind another writer is not death.
 GRACE_S = 150
 OWNERLESS_GRACE_S = 20  # a claim records its owner within milliseconds; allows for clock skew
 

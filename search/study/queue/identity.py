@@ -1,7 +1,7 @@
 """Who runs a trial: the worker's identity, recorded on every trial it claims.
 
 A trial left RUNNING by a process that died is recognised by its owner: on this host by the
-process id, elsewhere by its heartbeat (search.study.recovery). Each process also draws a
+process id, elsewhere by its heartbeat (search.study.queue.recovery). Each process also draws a
 worker id, unique across machines and containers (a process id is not: the first process of
 every container is 1); a worker's sampler is seeded with the study's seed plus it.
 """

@@ -20,10 +20,11 @@ import torch
 from optuna.trial import TrialState
 
 from search import signals
-from search.study import checkpoints, records
-from search.study.recorder import TrialRecorder
-from search.study.runner import Outcome
-from search.study.space import Space
+from search.study.running import checkpoints
+from search.study.running.recorder import TrialRecorder
+from search.study.running.runner import Outcome
+from search.study.space.space import Space
+from search.study.storage import records
 from search.task import Context, Pruned, as_number, seed_all
 from search.tasks.loading import Task
 
@@ -78,7 +79,7 @@ class Objective:
         log: Callable[[str], None] | None = None,
     ) -> None:
         """``data``: what the task's load_data returned in this process; ``artifact_dir``:
-        where the trials' folders are (search.study.checkpoints)."""
+        where the trials' folders are (search.study.running.checkpoints)."""
         self.task, self.space, self.data, self.cfg = task, space, data, cfg
         self.artifact_dir, self.log = artifact_dir, log
 
