@@ -289,13 +289,17 @@ def test_the_creator_jobs_command_creates_the_study_that_the_workers_wait_for(tm
 def test_the_worker_jobs_command_joins_the_study_and_runs_its_trials(tmp_path, data_root):
     # The manifests carry a real study (the full grid at full epochs: hours). The worker reads
     # everything but the study's name from the database, so its exact argv runs here against
-    # the same study made small: the creator's exact command, with only a trial budget and an
-    # epoch cap added. Both then run with the manifests' own environment and study name.
+    # the same study made small: the creator's exact command, with only a trial budget and caps
+    # on epochs and images added. Both then run with the manifests' own environment and study
+    # name.
     creator, creator_env = job_command(CREATOR)
     worker, worker_env = job_command(WORKER)
     storage = f"sqlite:///{tmp_path / 'study.db'}"
     made = run_as_pod(
-        [*creator, "--n-trials", "2", "--max-epochs", "1"], creator_env, storage, data_root
+        [*creator, "--n-trials", "2", "--max-epochs", "1", "--train-limit", "2000"],
+        creator_env,
+        storage,
+        data_root,
     )
     assert made.returncode == 0, made.stderr
     done = run_as_pod(worker, worker_env, storage, data_root)

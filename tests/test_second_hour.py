@@ -3,9 +3,7 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import importlib
 from pathlib import Path
 
 import optuna
@@ -34,15 +32,14 @@ def one_line(err: str) -> str:
     return lines[0]
 
 
-def run_module(module: str, argv: list[str], cwd: Path, env: dict[str, str] | None = None):
-    return subprocess.run(
-        [sys.executable, "-m", f"search.{module}", *argv],
-        cwd=cwd,
-        env={**os.environ, **(env or {})},
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+def run_module(module: str, argv: list[str], monkeypatch, capsys) -> tuple[int, str]:
+    """``python -m search.MODULE ARGV``'s exit code and stderr, run in this process (a refusal
+    needs no process of its own, and this one has already imported torch)."""
+    try:
+        code = importlib.import_module(f"search.{module}").main(argv)
+    except SystemExit as e:  # argparse's own refusals
+        code = e.code
+    return code, capsys.readouterr().err
 
 
 NAMED = ["--study-name", "s"]
@@ -64,15 +61,18 @@ REFUSED = [
     ids=[case[0] for case in REFUSED],
 )
 def test_a_refused_command_is_one_line_its_exit_code_and_creates_nothing(
-    module, argv, env, code, named, tiny_root, tmp_path
+    module, argv, env, code, named, tiny_root, tmp_path, monkeypatch, capsys
 ):
     (tmp_path / "both.toml").write_text("[params]\nlr = 0.1\nlr_factor = 1.0\n")
+    monkeypatch.chdir(tmp_path)
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
     before = listing(tmp_path)
     storage = [] if "--storage" in argv or env else ["--storage", f"sqlite:///{tmp_path}/s.db"]
     data = ["--data-dir", str(tiny_root), "--val-size", "200"] if module == "run" else []
-    done = run_module(module, [*storage, *data, *argv], tmp_path, env)
-    assert done.returncode == code and code in EXIT_CODES
-    assert named in one_line(done.stderr)
+    returned, err = run_module(module, [*storage, *data, *argv], monkeypatch, capsys)
+    assert returned == code and code in EXIT_CODES
+    assert named in one_line(err)
     assert listing(tmp_path) == before
 
 

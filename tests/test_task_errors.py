@@ -1,14 +1,17 @@
 """Bad input to ``--task``: one line on stderr, the right exit code, and nothing created.
 
-Each test runs ``python -m search.run --task ...`` in a subprocess, as a user types it, in
-``tmp_path`` with its database there, so the exit code and stderr are the real ones. A refused
-command (exit 2) leaves ``tmp_path`` as it was; a task that breaks the contract while it runs
-fails or prunes its trials with a one-line reason, and the run exits 1 when nothing was learned.
-The broken tasks are in tests/tasks/, each saying in its docstring what is wrong with it.
+Each test runs ``python -m search.run --task ...`` in ``tmp_path`` with its database there: a
+refusal in this process (its ``main``, whose exit code and stderr are the command's), a run in a
+subprocess, as a user types it. A refused command (exit 2) leaves ``tmp_path`` as it was; a task
+that breaks the contract while it runs fails or prunes its trials with a one-line reason, and
+the run exits 1 when nothing was learned. The broken tasks are in tests/tasks/, each saying in
+its docstring what is wrong with it.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import subprocess
 import sys
@@ -38,6 +41,27 @@ def search_run(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
         # Python's own __pycache__ beside an imported task file is not the service's doing.
         env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
     )
+
+
+def search_main(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
+    """``search_run``'s command, run by ``search.run.main`` in this process (a refusal needs no
+    process of its own); its exit code, stdout and stderr as a finished process's."""
+    from search.run import main
+
+    here, cwd_before = sys.dont_write_bytecode, Path.cwd()
+    sys.dont_write_bytecode = True
+    os.chdir(cwd)
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                code = main([*argv, "--storage", f"sqlite:///{cwd / 's.db'}"])
+            except SystemExit as e:  # argparse's own refusals
+                code = int(e.code or 0)
+    finally:
+        os.chdir(cwd_before)
+        sys.dont_write_bytecode = here
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 def tree(folder: Path) -> list[str]:
@@ -120,7 +144,7 @@ def line_of(name: str, text: str) -> int:
 def test_a_bad_task_is_refused_in_one_line_with_exit_code_2_and_nothing_created(
     tmp_path, argv, named
 ):
-    line = refused(search_run(tmp_path, *argv))
+    line = refused(search_main(tmp_path, *argv))
     assert all(name in line for name in named), line
     assert tree(tmp_path) == []  # no database, no lock, no artifacts folder
 

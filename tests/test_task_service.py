@@ -25,7 +25,6 @@ import sys
 import time
 import tomllib
 import urllib.request
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -47,7 +46,6 @@ from .pausing import Pause
 
 TASK = Path(__file__).resolve().parent / "tasks" / "service.py"
 METRIC = "val_loss"  # the task's OBJECTIVE, minimised
-PG = os.environ.get("SEARCH_TEST_POSTGRES_URL")
 QUEUE_WAIT_S = 300  # a 2-task array of this grid takes well under a minute; bounds a broken test
 GRID = """name = "grid"
 [params]
@@ -104,31 +102,11 @@ def check_values_are_the_tasks_metric(
         assert t.intermediate_values == {row["epoch"]: row[METRIC] for row in history}
 
 
-@pytest.fixture
-def postgres() -> Iterator[str]:
-    """A fresh PostgreSQL database of its own, dropped afterwards."""
-    if not PG:
-        unavailable(
-            "SEARCH_TEST_POSTGRES_URL is unset (e.g. postgresql+psycopg://postgres@"
-            "127.0.0.1:5432/postgres)"
-        )
-    import sqlalchemy
-
-    name = f"search_task_{uuid.uuid4().hex[:10]}"
-    admin = sqlalchemy.create_engine(PG, isolation_level="AUTOCOMMIT")
-    with admin.connect() as con:
-        con.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    yield sqlalchemy.engine.make_url(PG).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as con:
-        con.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    admin.dispose()
-
-
 @pytest.fixture(params=["sqlite", "postgresql"])
 def storage(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path}/s.db"
-    return request.getfixturevalue("postgres")
+    return request.getfixturevalue("pg_url")
 
 
 @pytest.mark.slow
@@ -266,7 +244,7 @@ def cluster() -> None:
 
 
 @pytest.mark.slow
-def test_a_slurm_array_runs_each_point_of_the_tasks_grid_exactly_once(cluster, postgres, tmp_path):
+def test_a_slurm_array_runs_each_point_of_the_tasks_grid_exactly_once(cluster, pg_url, tmp_path):
     grid = space_file(tmp_path, GRID)
     run = ["--task", str(TASK), "--space", str(grid), "--max-epochs", "2"]
     argv = ["slurm", "--study-name", "grid", "--tasks", "2", "--parallel", "2", "--", *run]
@@ -275,7 +253,7 @@ def test_a_slurm_array_runs_each_point_of_the_tasks_grid_exactly_once(cluster, p
         capture_output=True,
         text=True,
         timeout=300,
-        env={**os.environ, "SEARCH_STORAGE": postgres},
+        env={**os.environ, "SEARCH_STORAGE": pg_url},
         cwd=tmp_path,
     )
     assert done.returncode == 0, done.stderr
@@ -287,7 +265,7 @@ def test_a_slurm_array_runs_each_point_of_the_tasks_grid_exactly_once(cluster, p
     assert [(t["JobState"], t["ExitCode"]) for t in tasks.values()] == [("COMPLETED", "0:0")] * 2
     logs = "".join(p.read_text() for p in tmp_path.rglob("slurm-*.out"))
     assert logs and "Traceback" not in logs
-    study = optuna.load_study(study_name="grid", storage=postgres)
+    study = optuna.load_study(study_name="grid", storage=pg_url)
     trials = study.get_trials()
     assert [t.state.name for t in trials] == ["COMPLETE"] * GRID_POINTS
     assert len(set(points(trials))) == GRID_POINTS

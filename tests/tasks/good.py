@@ -30,11 +30,38 @@ def make_model(params: dict[str, Any]) -> nn.Module:
     return nn.Sequential(nn.Linear(8, hidden), nn.ReLU(), nn.Dropout(0.2), nn.Linear(hidden, 2))
 
 
-def make_optimizer(model: nn.Module, params: dict[str, Any]) -> torch.optim.Optimizer:
-    return torch.optim.SGD(model.parameters(), lr=params["lr"], momentum=params["momentum"])
+class SGD:
+    """SGD with momentum, torch.optim.SGD's rule written out: the first step of a
+    ``torch.optim`` optimizer imports ``torch._dynamo`` (about 2 s of every process that runs
+    this task), which a tiny test task has no need of. Its state is the momentum buffers."""
+
+    def __init__(self, params: Any, lr: float, momentum: float) -> None:
+        self.params, self.lr, self.momentum = list(params), lr, momentum
+        self.buffers = [torch.zeros_like(p) for p in self.params]
+
+    def zero_grad(self) -> None:
+        for p in self.params:
+            p.grad = None
+
+    @torch.no_grad()
+    def step(self) -> None:
+        for p, buffer in zip(self.params, self.buffers, strict=True):
+            buffer.mul_(self.momentum).add_(p.grad)
+            p.add_(buffer, alpha=-self.lr)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"momentum_buffers": [b.clone() for b in self.buffers]}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for buffer, saved in zip(self.buffers, state["momentum_buffers"], strict=True):
+            buffer.copy_(saved)
 
 
-def one_epoch(model: nn.Module, opt: torch.optim.Optimizer, batches: Any) -> float:
+def make_optimizer(model: nn.Module, params: dict[str, Any]) -> SGD:
+    return SGD(model.parameters(), lr=params["lr"], momentum=params["momentum"])
+
+
+def one_epoch(model: nn.Module, opt: SGD, batches: Any) -> float:
     """Train on ``batches`` (dropout draws from torch's global RNG); the mean loss."""
     model.train()
     total, count = 0.0, 0
