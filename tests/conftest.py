@@ -8,15 +8,29 @@ import contextlib
 import os
 import subprocess
 import uuid
+from collections import Counter
 from pathlib import Path
 
 import pytest
+
+# Four test processes share two cores, and a run's processes start more: torch's OpenMP threads,
+# one per core in each, spin while they wait and slow every one of them. One thread each here
+# and in every process a test starts (they inherit it); set before torch is imported.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 from search.engine.data import DataConfig, Splits, load
 
 from .helpers import make_dataset
 
 REAL_DATA = os.environ.get("SEARCH_DATA_DIR")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The files with the most ``slow`` tests first. The test command hands each of its test
+    processes a file at a time, in this order (``--dist loadfile --no-loadscope-reorder``), so
+    the long files start early and the processes end together; a file keeps its own order."""
+    slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.path])  # stable: each file's tests stay together
 PG = os.environ.get("SEARCH_TEST_POSTGRES_URL")
 # A reader's quick-look caps (docs/getting-started.md) are search.run's defaults when set; the
 # tests' own runs choose their caps themselves (tests/test_docs.py sets them for the docs).

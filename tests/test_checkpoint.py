@@ -90,6 +90,7 @@ def checkpoint_of(db: Path, trial: optuna.trial.FrozenTrial) -> dict:
     return next(iter(kept.values()))[records.CHECKPOINT][-1]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("sampler", "sig", "at_batch"),
     [

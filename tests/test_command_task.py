@@ -303,6 +303,7 @@ def test_the_example_script_trains_two_epochs_as_a_command_task(tmp_path, monkey
     assert set(result) == {"train_loss", "val_loss", "val_acc"}
 
 
+@pytest.mark.slow
 def test_the_example_script_runs_on_its_own_without_the_service():
     env = {k: v for k, v in os.environ.items() if not k.startswith("SEARCH_")}
     done = subprocess.run(

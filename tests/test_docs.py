@@ -67,6 +67,7 @@ def cli_page(site: Path) -> str:
     return html.unescape((site / "cli" / "index.html").read_text())
 
 
+@pytest.mark.slow
 def test_the_strict_build_makes_every_page_and_the_search_index(site):
     for page in sorted(DOCS.glob("*.md")):
         name = "" if page.stem == "index" else page.stem

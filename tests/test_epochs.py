@@ -57,6 +57,7 @@ def test_the_default_space_runs_fifteen_epochs_and_first_prunes_after_three():
     assert space.horizon(4) == 4  # a quick look's cap is the horizon
 
 
+@pytest.mark.slow
 def test_a_search_is_judged_by_its_last_epoch(tiny_root, tmp_path):
     db = tmp_path / "s.db"
     assert main(args(tiny_root, db, *RANDOM, "--n-trials", "3", "--epochs", "4")) == 0
@@ -69,6 +70,7 @@ def test_a_search_is_judged_by_its_last_epoch(tiny_root, tmp_path):
         )
 
 
+@pytest.mark.slow
 def test_a_grid_keeps_the_reference_rule_the_best_epoch(tiny_root, tmp_path):
     db = tmp_path / "s.db"
     assert main(args(tiny_root, db, "--max-epochs", "3", "--n-trials", "4")) == 0

@@ -45,6 +45,7 @@ def study_of(db: Path) -> optuna.Study:
     return optuna.load_study(study_name=STUDY, storage=f"sqlite:///{db}")
 
 
+@pytest.mark.slow
 def test_the_final_step_records_mean_and_spread_of_the_best_configurations(
     searched, tiny_root, capsys
 ):

@@ -258,6 +258,7 @@ def test_a_bad_input_is_one_line_with_its_exit_code_and_leaves_nothing_behind(
     assert listing(tmp_path) == before  # no database, no folder, no data
 
 
+@pytest.mark.slow
 def test_a_refused_command_leaves_no_study_to_block_the_corrected_one(tiny_root, tmp_path, capsys):
     db = tmp_path / "s.db"
     argv = cli(tiny_root, db, "--max-epochs", "1", "--quiet", "--study-name", "v")
@@ -293,6 +294,7 @@ def test_create_only_names_the_real_storage_in_its_worker_command(tiny_root, tmp
     assert f"python -m search.worker --storage sqlite:///{db} --study-name c" in out
 
 
+@pytest.mark.slow
 def test_the_progress_bar_stays_out_of_a_log_file(tiny_root, tmp_path):
     argv = cli(tiny_root, tmp_path / "s.db", "--sampler", "random", "--max-epochs", "1")
     proc = subprocess.run(
@@ -306,6 +308,7 @@ def test_the_progress_bar_stays_out_of_a_log_file(tiny_root, tmp_path):
     assert proc.stderr.count("COMPLETE") == 2  # a line per trial instead
 
 
+@pytest.mark.slow
 def test_a_capped_run_shows_what_ran_and_its_best_file_reproduces_it(real_root, tmp_path, capsys):
     db = tmp_path / "s.db"
     caps = ["--max-epochs", "1", "--train-limit", "2000", "--quiet", "--workers", "1"]

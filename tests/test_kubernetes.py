@@ -268,6 +268,7 @@ def study_name() -> str:
     return find(built(KUBE / KUSTOMIZATION), "ConfigMap", "search-study")["data"]["STUDY_NAME"]
 
 
+@pytest.mark.slow
 def test_the_creator_jobs_command_creates_the_study_that_the_workers_wait_for(tmp_path, data_root):
     argv, env = job_command(CREATOR)
     storage = f"sqlite:///{tmp_path / 'study.db'}"
@@ -286,6 +287,7 @@ def test_the_creator_jobs_command_creates_the_study_that_the_workers_wait_for(tm
         assert con.execute(sql, ("another-study",)).fetchone() == (0,)
 
 
+@pytest.mark.slow
 def test_the_worker_jobs_command_joins_the_study_and_runs_its_trials(tmp_path, data_root):
     # The manifests carry a real study (the full grid at full epochs: hours). The worker reads
     # everything but the study's name from the database, so its exact argv runs here against

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-import os
+import contextlib
+import io
 import subprocess
-import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -101,25 +101,34 @@ def test_a_task_writes_no_device_checks_autocast_follows_the_precision():
     assert logits_dtype("bf16") == torch.bfloat16 and logits_dtype("fp32") == torch.float32
 
 
-def run(tiny_root: Path, db: Path, *extra: str, fast: str) -> subprocess.CompletedProcess:
-    """``search.run`` of a small space (forced bf16 is emulated, and slow, on most CPUs)."""
+def run(
+    tiny_root: Path, db: Path, *extra: str, fast: str, monkeypatch: pytest.MonkeyPatch
+) -> subprocess.CompletedProcess:
+    """``search.run`` of a small space, in this process (forced bf16 is emulated, and slow, on
+    most CPUs); its exit code and what it said, as a finished process's."""
+    from search.run import main
+
     space = db.parent / "small.toml"
     space.write_text("[params]\nunits = [16, 32]\nbatch_size = [64, 128]\n")
     argv = ["--data-dir", str(tiny_root), "--storage", f"sqlite:///{db}", "--val-size", "200"]
     argv += ["--workers", "1", "--max-epochs", "1", "--study-name", "s", "--space", str(space)]
     argv += extra
-    env = {**os.environ, "SEARCH_FAST_BF16": fast}
-    return subprocess.run(
-        [sys.executable, "-m", "search.run", *argv], capture_output=True, text=True, env=env
-    )
+    monkeypatch.setenv("SEARCH_FAST_BF16", fast)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        code = main(argv)
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("fast", "chosen"), [("0", "fp32"), ("1", "bf16")])
 def test_a_search_runs_auto_says_which_once_and_its_trials_record_it(
-    fast, chosen, tiny_root, tmp_path
+    fast, chosen, tiny_root, tmp_path, monkeypatch
 ):
     db = tmp_path / "s.db"
-    done = run(tiny_root, db, "--sampler", "random", "--n-trials", "2", fast=fast)
+    done = run(
+        tiny_root, db, "--sampler", "random", "--n-trials", "2", fast=fast, monkeypatch=monkeypatch
+    )
     assert done.returncode == 0, done.stderr
     said = [line for line in done.stderr.splitlines() if line.startswith("precision auto")]
     assert len(said) == 1 and chosen in said[0]
@@ -129,22 +138,28 @@ def test_a_search_runs_auto_says_which_once_and_its_trials_record_it(
     assert {runs.run(t)["precision"] for t in study.trials} == {chosen}
 
 
-def test_the_reference_grid_stays_fp32_even_where_bf16_is_fast(tiny_root, tmp_path):
+@pytest.mark.slow
+def test_the_reference_grid_stays_fp32_even_where_bf16_is_fast(tiny_root, tmp_path, monkeypatch):
     db = tmp_path / "s.db"
-    assert run(tiny_root, db, "--n-trials", "1", fast="1").returncode == 0
+    assert run(tiny_root, db, "--n-trials", "1", fast="1", monkeypatch=monkeypatch).returncode == 0
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{db}")
     assert study.user_attrs["settings"]["precision"] == "fp32"
     assert records.Runs(study).run(study.trials[0])["precision"] == "fp32"
 
 
-def test_a_study_made_before_the_setting_resumes_as_fp32(tiny_root, tmp_path):
+@pytest.mark.slow
+def test_a_study_made_before_the_setting_resumes_as_fp32(tiny_root, tmp_path, monkeypatch):
     db = tmp_path / "s.db"
-    first = run(tiny_root, db, "--sampler", "random", "--n-trials", "1", fast="1")
+    first = run(
+        tiny_root, db, "--sampler", "random", "--n-trials", "1", fast="1", monkeypatch=monkeypatch
+    )
     assert first.returncode == 0, first.stderr
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{db}")
     old = {k: v for k, v in study.user_attrs["settings"].items() if k != "precision"}
     study.set_user_attr("settings", old)  # as a study made before the setting stored it
-    again = run(tiny_root, db, "--sampler", "random", "--n-trials", "2", fast="1")
+    again = run(
+        tiny_root, db, "--sampler", "random", "--n-trials", "2", fast="1", monkeypatch=monkeypatch
+    )
     assert again.returncode == 0, again.stderr
     study = optuna.load_study(study_name="s", storage=f"sqlite:///{db}")
     assert [records.Runs(study).run(t)["precision"] for t in study.trials] == ["bf16", "fp32"]

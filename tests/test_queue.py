@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import multiprocessing
 from collections import Counter
 from multiprocessing.synchronize import Event
 
@@ -13,6 +12,7 @@ from optuna.trial import TrialState
 from search.study.queue import claims
 from search.study.running import runner
 from search.study.running.budget import RunnerConfig
+from search.study.running.pool import worker_context
 from search.study.running.runner import Outcome
 from search.study.space.space import point_key
 from search.study.space.spacefile import design, parse_space
@@ -71,6 +71,7 @@ def _run_all(url: str, name: str, start: Event) -> int:
     return runner.run(study, space, finish_at_once, RunnerConfig(max_retries=0))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sqlite", "postgresql"])
 def test_six_claimants_starting_together_never_take_one_of_300_points_twice(
     kind, tmp_path, request
@@ -81,7 +82,7 @@ def test_six_claimants_starting_together_never_take_one_of_300_points_twice(
     study = optuna.create_study(storage=open_storage(url), direction="maximize")
     space = parse_space(POINTS_300, "test").as_grid("test")
     claims.enqueue_missing(study, space, max_retries=0, window=claims.QUEUE_WINDOW)
-    ctx = multiprocessing.get_context("spawn")
+    ctx = worker_context()  # the run's own: forked from a server that imported it all once
     with ctx.Manager() as manager, ctx.Pool(6) as pool:
         start = manager.Event()
         runs = [pool.apply_async(_run_all, (url, study.study_name, start)) for _ in range(6)]

@@ -8,12 +8,14 @@ import sys
 from pathlib import Path
 
 import optuna
+import pytest
 
 NAME = "mnist-ofat-e2-v200"  # the conftest's ofat_db
 MAX_COLUMNS = 40  # of trials_dataframe() on the 15-point grid (63 before the records table)
 MAX_BEST_TRIAL_BYTES = 4096  # of `optuna best-trial` (68 KB before)
 
 
+@pytest.mark.slow
 def test_trials_dataframe_of_the_ofat_grid_has_a_bounded_number_of_columns(ofat_db):
     study = optuna.load_study(study_name=NAME, storage=f"sqlite:///{ofat_db}")
     frame = study.trials_dataframe()

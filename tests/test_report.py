@@ -40,6 +40,7 @@ def load(db: Path) -> optuna.Study:
     return optuna.load_study(study_name=NAME, storage=f"sqlite:///{db}")
 
 
+@pytest.mark.slow
 def test_factor_curves_are_the_stored_series_one_per_value_with_the_baseline(ofat_db):
     study = load(ofat_db)
     panels = factor_panels(study, stored_space(study))
@@ -374,6 +375,7 @@ def dom_of(flags: list[str], url: str) -> str:
     return done.stdout
 
 
+@pytest.mark.slow
 def test_dashboard_pages_show_the_study_in_a_real_browser(dashboard, tmp_path):
     flags = browser(tmp_path)
     studies = json.loads(_get(f"{dashboard}/api/studies"))["study_summaries"]
@@ -394,6 +396,7 @@ def test_dashboard_pages_show_the_study_in_a_real_browser(dashboard, tmp_path):
     assert shot.stat().st_size > 10_000
 
 
+@pytest.mark.slow
 def test_the_report_draws_its_charts_in_a_real_browser(ofat_report, tmp_path):
     flags = browser(tmp_path)
     out = ofat_report[0]

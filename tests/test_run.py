@@ -18,6 +18,7 @@ from search.study.storage.settings import command_line
 from .helpers import args, completed_points, executions, load_trials
 
 
+@pytest.mark.slow
 def test_grid_runs_all_fifteen_points_then_resumes_with_nothing_to_do(tiny_root, tmp_path, capsys):
     db = tmp_path / "s.db"
     assert main(args(tiny_root, db, "--max-epochs", "1")) == 0

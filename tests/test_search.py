@@ -114,6 +114,7 @@ def _tpe_params(root: Path, db: Path, seed: str) -> list[dict]:
     return [t.params for t in study_of(db, "mnist-default-tpe-e1-v200").get_trials()]
 
 
+@pytest.mark.slow
 def test_the_same_seed_suggests_the_same_sequence(tiny_root, tmp_path):
     first = _tpe_params(tiny_root, tmp_path / "a.db", "3")
     again = _tpe_params(tiny_root, tmp_path / "b.db", "3")
@@ -145,6 +146,7 @@ def test_the_pruner_none_is_optunas_pruner_that_never_prunes():
     assert type(PRUNERS["none"](10)) is optuna.pruners.NopPruner
 
 
+@pytest.mark.slow
 def test_a_pruned_trial_keeps_its_partial_history(tiny_root, tmp_path):
     db = tmp_path / "s.db"
     run_ok(

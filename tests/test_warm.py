@@ -45,6 +45,7 @@ def test_the_baseline_runs_first_with_the_known_good_values(tiny_root, tmp_path)
     ]
 
 
+@pytest.mark.slow
 def test_a_warm_start_runs_the_best_points_of_another_study_first(tiny_root, tmp_path, capsys):
     db = tmp_path / "s.db"
     assert main(args(tiny_root, db, *SAMPLER, "--n-trials", "6", "--study-name", "old")) == 0

@@ -28,7 +28,7 @@ from .helpers import (
 def test_a_workers_sampler_is_seeded_by_the_study_seed_plus_its_index_never_its_pid(
     tiny_root, tmp_path, monkeypatch
 ):
-    from search.study.queue.identity import WORKER_ID
+    from search.study.queue.identity import worker_id
     from search.study.running.workers import HostOptions, open_as_worker, spec_from_study
     from search.study.storage import settings as settings_module
 
@@ -43,7 +43,7 @@ def test_a_workers_sampler_is_seeded_by_the_study_seed_plus_its_index_never_its_
     )
     for index in (0, 3, None):  # a lone run, worker 3 of several, a worker given no index
         open_as_worker(spec_from_study(study, storage, HostOptions(index=index)))
-    assert seeds == [7, 10, (7 + WORKER_ID) % 2**32]
+    assert seeds == [7, 10, (7 + worker_id()) % 2**32]
 
 
 @pytest.mark.slow
@@ -146,6 +146,7 @@ def test_a_stop_ends_every_worker_and_the_next_run_reruns_their_trials(
     assert executions(study) == len(trials)  # each trial ran once; failed ones were rerun
 
 
+@pytest.mark.slow
 def test_sigterm_stops_a_lone_worker_with_143_and_its_trial_is_rerun(tiny_root, tmp_path, pause):
     from search import worker
 
@@ -187,6 +188,7 @@ _runner.claim_waiting = claim_waiting
 """
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_makes_the_run_fail_with_one_line_naming_it(tiny_root, tmp_path):
     hook = tmp_path / "hook"
     hook.mkdir()

@@ -8,18 +8,26 @@ every container is 1); a worker's sampler is seeded with the study's seed plus i
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 from pathlib import Path
 
-# Drawn once per process (workers are spawned, never forked, so each draws its own); 31 bits,
-# so that seed + id stays a valid NumPy seed. A constant of the process, never reassigned.
-WORKER_ID = int.from_bytes(os.urandom(4), "big") >> 1
+
+def worker_id() -> int:
+    """This process's worker id: drawn at random once per process, forked ones included (the
+    argument is the process id); 31 bits, so that seed + id stays a valid NumPy seed."""
+    return _drawn(os.getpid())
+
+
+@functools.cache
+def _drawn(pid: int) -> int:
+    return int.from_bytes(os.urandom(4), "big") >> 1
 
 
 def worker_identity() -> dict[str, object]:
     """This process, as recorded on the trials it runs."""
-    return {"host": socket.gethostname(), "pid": os.getpid(), "worker_id": WORKER_ID}
+    return {"host": socket.gethostname(), "pid": os.getpid(), "worker_id": worker_id()}
 
 
 def is_local(owner: dict[str, object]) -> bool:

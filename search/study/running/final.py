@@ -12,7 +12,6 @@ weights_only=True)`` reads without running pickled code.
 
 from __future__ import annotations
 
-import multiprocessing
 import os
 import statistics
 import tempfile
@@ -28,6 +27,7 @@ from optuna.trial import FrozenTrial
 
 from search.errors import SearchError
 from search.study.running.final_run import FinalConfig, Job, train_job
+from search.study.running.pool import adopt_environment, worker_context
 from search.study.space.space import point_key
 from search.study.storage import records
 from search.study.storage.settings import StudySettings, stored_settings
@@ -120,7 +120,12 @@ def _run_jobs(jobs: list[Job], workers: int, done: Callable[[dict], None]) -> No
         for job in jobs:
             done(train_job(job))
         return
-    with ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+    with ProcessPoolExecutor(
+        workers,
+        mp_context=worker_context(),
+        initializer=adopt_environment,
+        initargs=(dict(os.environ),),
+    ) as pool:
         for result in pool.map(train_job, jobs):
             done(result)
 

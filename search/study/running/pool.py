@@ -1,7 +1,8 @@
 """Local worker processes: ``search.run --workers N`` runs N workers on this machine.
 
-Each worker is a spawned process with cores/N torch threads (and, with several GPUs, a GPU of
-its own). Between rounds the parent fails the trials of workers that died (SIGKILL, out of
+Each worker is a process with cores/N torch threads (and, with several GPUs, a GPU of its own),
+forked from a server that imported torch and the worker's modules once (``worker_context``).
+Between rounds the parent fails the trials of workers that died (SIGKILL, out of
 memory) and requeues failed grid points that have retries left.
 """
 
@@ -24,6 +25,27 @@ from search.study.running.workers import ObserverFactory, WorkerSpec, work
 
 POLL_S = 1.0  # how often the parent redraws the progress of its workers
 INTERRUPT_GRACE_S = 5.0  # how long the parent waits for workers to stop on their own
+# What the fork server imports before it forks any worker: torch, Optuna and the study layer,
+# seconds of imports that each spawned worker paid again.
+PRELOAD = ["search.study.running.pool"]
+
+
+def worker_context() -> multiprocessing.context.BaseContext:
+    """How worker processes start: forked from a fork server that imported ``PRELOAD`` once,
+    where the platform has one (Linux, macOS), else spawned (Windows). The server forks before
+    any thread or storage connection of a run exists, and each worker sets up its own."""
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return multiprocessing.get_context("spawn")
+    ctx = multiprocessing.get_context("forkserver")
+    ctx.set_forkserver_preload(PRELOAD)
+    return ctx
+
+
+def adopt_environment(env: dict[str, str]) -> None:
+    """Take the parent's environment as it is now: a forked worker starts with its server's,
+    from when the server started (a long-lived parent may have changed its own since)."""
+    os.environ.clear()
+    os.environ.update(env)
 
 
 def default_workers(device_type: str, trials: int) -> int:
@@ -34,7 +56,8 @@ def default_workers(device_type: str, trials: int) -> int:
     return cores if device_type == "cpu" and trials > cores else 1
 
 
-def _entry(spec: WorkerSpec, observe: ObserverFactory | None) -> None:
+def _entry(spec: WorkerSpec, observe: ObserverFactory | None, env: dict[str, str]) -> None:
+    adopt_environment(env)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     signals.listening()
     try:
@@ -54,7 +77,7 @@ def run_local_workers(
 ) -> int:
     """Start n worker processes on this machine, wait for them; Ctrl-C stops them all."""
     threads = max(1, (os.cpu_count() or 1) // n)
-    ctx = multiprocessing.get_context("spawn")
+    ctx, env = worker_context(), dict(os.environ)
     procs = [
         ctx.Process(
             target=_entry,
@@ -63,6 +86,7 @@ def run_local_workers(
                     spec, host=replace(spec.host, index=i, name=str(i), device=d, threads=threads)
                 ),
                 observe,
+                env,
             ),
             daemon=False,
         )

@@ -22,7 +22,7 @@ import torch
 from search.engine.datasets import default_data_dir
 from search.engine.precision import resolve
 from search.errors import SearchError
-from search.study.queue.identity import WORKER_ID
+from search.study.queue.identity import worker_id
 from search.study.running import checkpoints, runner
 from search.study.running.failures import interrupted
 from search.study.running.objective import Objective, ObjectiveConfig
@@ -64,7 +64,7 @@ class HostOptions:
     # The worker's index among the study's workers: its sampler's seed is the study's seed
     # plus the index, so the same --seed and --workers suggest the same first points again.
     # 0 for search.run's own process; None for a worker started with no index, whose sampler
-    # is seeded apart at random (identity.WORKER_ID).
+    # is seeded apart at random (identity.worker_id).
     index: int | None = 0
     name: str = ""  # how its lines are prefixed ("[worker NAME]"); "" for search.run's own
     task: str = ""  # where this machine finds the study's task, if not where it was made
@@ -159,7 +159,7 @@ def open_as_worker(spec: WorkerSpec) -> optuna.Study:
     # same points: by its index where it has one, so that a run can be reproduced.
     index = spec.host.index
     study.sampler, study.pruner = spec.settings.search(
-        spec.space, WORKER_ID if index is None else index
+        spec.space, worker_id() if index is None else index
     )
     return study
 
