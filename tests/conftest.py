@@ -31,6 +31,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     the long files start early and the processes end together; a file keeps its own order."""
     slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
     items.sort(key=lambda item: -slow[item.path])  # stable: each file's tests stay together
+
+
 PG = os.environ.get("SEARCH_TEST_POSTGRES_URL")
 # A reader's quick-look caps (docs/getting-started.md) are search.run's defaults when set; the
 # tests' own runs choose their caps themselves (tests/test_docs.py sets them for the docs).

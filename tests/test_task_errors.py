@@ -173,8 +173,8 @@ def trials(cwd: Path) -> list[optuna.trial.FrozenTrial]:
 
 
 def run_study(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    """A study ``s`` of a task, in one process (``--workers 1``): trials run in grid order."""
-    done = search_run(cwd, *argv, "--study-name", STUDY, "--workers", "1")
+    """A study ``s`` of a task, run in this process (``--workers 1``): trials in grid order."""
+    done = search_main(cwd, *argv, "--study-name", STUDY, "--workers", "1")
     assert "Traceback" not in done.stderr, done.stderr
     return done
 
@@ -198,14 +198,12 @@ def test_an_objective_metric_the_task_never_gives_fails_its_trials_and_stops_the
     assert all("val_rmse" in r and "val_loss" in r and "\n" not in r for r in reasons), reasons
 
 
-@pytest.mark.slow
 def test_a_task_that_raises_fails_with_its_exceptions_first_line_and_stops_the_study(tmp_path):
     done = run_study(tmp_path, "--task", task("bad_shape"))
     # Points x=2 and x=3 raise a message of several lines: only the first is kept.
     assert stopped_after_repeats(done, tmp_path) == ["ValueError: bad shape"] * REPEATS
 
 
-@pytest.mark.slow
 def test_train_returning_anything_but_a_dict_of_numbers_fails_naming_what_it_returned(tmp_path):
     done = run_study(tmp_path, "--task", task("returns_not_numbers"))
     assert done.returncode == FAILED, done.stderr
@@ -218,7 +216,6 @@ def test_train_returning_anything_but_a_dict_of_numbers_fails_naming_what_it_ret
         assert shown[t.params["returns"]] in reason and "\n" not in reason, reason
 
 
-@pytest.mark.slow
 def test_a_non_finite_metric_prunes_its_trial_as_diverged_and_the_others_complete(tmp_path):
     done = run_study(tmp_path, "--task", task("diverges"))
     assert done.returncode == 0, done.stderr
