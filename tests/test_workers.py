@@ -221,6 +221,38 @@ def test_a_worker_joining_from_elsewhere_stops_at_the_studys_budget(tiny_root, t
     assert "worker ran 0 trials" in capsys.readouterr().out
 
 
+def _say_who(queue, env: dict[str, str]) -> None:
+    """A forked worker's first steps: take the parent's environment, then say who it is."""
+    from search.study.queue.identity import worker_id
+    from search.study.running.pool import adopt_environment
+
+    adopt_environment(env)
+    queue.put((worker_id(), os.environ.get("SEARCH_TEST_SET_LATE")))
+
+
+def test_forked_workers_draw_worker_ids_of_their_own_and_take_the_parents_environment(
+    monkeypatch,
+):
+    from search.study.queue.identity import worker_id
+    from search.study.running.pool import worker_context
+
+    ctx = worker_context()
+    first = ctx.Process(target=os.getpid)  # the fork server runs from here on
+    first.start()
+    first.join()
+    queue = ctx.SimpleQueue()
+    monkeypatch.setenv("SEARCH_TEST_SET_LATE", "seen")  # after the fork server started
+    procs = [ctx.Process(target=_say_who, args=(queue, dict(os.environ))) for _ in range(2)]
+    for p in procs:
+        p.start()
+    said = [queue.get() for _ in procs]
+    for p in procs:
+        p.join()
+    ids = [i for i, _ in said]
+    assert len({worker_id(), *ids}) == 3  # the parent's and each worker's own
+    assert [env for _, env in said] == ["seen", "seen"]
+
+
 def test_whole_studies_on_the_cpu_use_a_worker_per_core_by_default():
     from search.study.running.pool import default_workers
 

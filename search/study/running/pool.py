@@ -33,7 +33,9 @@ PRELOAD = ["search.study.running.pool"]
 def worker_context() -> multiprocessing.context.BaseContext:
     """How worker processes start: forked from a fork server that imported ``PRELOAD`` once,
     where the platform has one (Linux, macOS), else spawned (Windows). The server forks before
-    any thread or storage connection of a run exists, and each worker sets up its own."""
+    any thread or storage connection of a run exists, and each worker sets up its own. The
+    server lives as long as the process that started it, and its workers write to the standard
+    output and error that process had when it started the server."""
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return multiprocessing.get_context("spawn")
     ctx = multiprocessing.get_context("forkserver")
