@@ -3,7 +3,8 @@
 A trial left RUNNING by a process that died is recognised by its owner: on this host by the
 process id, elsewhere by its heartbeat (search.study.queue.recovery). Each process also draws a
 worker id, unique across machines and containers (a process id is not: the first process of
-every container is 1); a worker's sampler is seeded with the study's seed plus it.
+every container is 1); a worker started with no index seeds its sampler with the study's seed
+plus it.
 """
 
 from __future__ import annotations
@@ -15,8 +16,8 @@ from pathlib import Path
 
 
 def worker_id() -> int:
-    """This process's worker id: drawn at random once per process, forked ones included (the
-    argument is the process id); 31 bits, so that seed + id stays a valid NumPy seed."""
+    """This process's worker id, drawn at random once per process: kept by process id, so a
+    forked worker draws its own; 31 bits, so that seed + id stays a valid NumPy seed."""
     return _drawn(os.getpid())
 
 
