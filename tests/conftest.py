@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-# Four test processes share two cores, and a run's processes start more: torch's OpenMP threads,
+# Three test processes share two cores, and a run's processes start more: torch's OpenMP threads,
 # one per core in each, spin while they wait and slow every one of them. One thread each here
 # and in every process a test starts (they inherit it); set before torch is imported.
 os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 
 from search.study.storage import records
+from tests import launch
 
 if TYPE_CHECKING:
     from search.engine.optim import FlatOptimizer
@@ -106,7 +107,7 @@ def run_workers(
         str(n),
         *extra,
     ]
-    return subprocess.run(
+    return launch.run(
         [sys.executable, "-m", "search.run", *argv], capture_output=True, text=True, timeout=600
     )
 
@@ -139,7 +140,7 @@ def start_two_workers(root: Path, storage: str, env: dict | None = None) -> subp
         "2",
     ]
     # A session of its own: a terminal's Ctrl-C reaches the whole group, parent and workers.
-    return subprocess.Popen(
+    return launch.Popen(
         [sys.executable, "-m", "search.run", *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

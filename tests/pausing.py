@@ -19,6 +19,8 @@ from pathlib import Path
 
 import pytest
 
+from tests import launch
+
 HOOK = """
 import os
 import socket
@@ -95,6 +97,9 @@ else:
     _warm_inner = _train.warm_up
     _train.train_one_epoch = _train_one_epoch
     _train.warm_up = _warm_up
+    import search.tasks.mlp.task as _mlp  # which took warm_up by name, if imported first
+
+    _mlp.warm_up = _warm_up
 """
 WAIT_S = 300  # a paused process arrives within seconds; this only bounds a broken test
 
@@ -125,7 +130,7 @@ class Pause:
 
     def start(self, module: str, *args: str) -> subprocess.Popen:
         """``python -m module args...`` in a subprocess that pauses here; its output piped."""
-        return subprocess.Popen(
+        return launch.Popen(
             [sys.executable, "-m", module, *args],
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

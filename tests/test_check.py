@@ -3,7 +3,6 @@ is caught (tiny tasks on synthetic data in tests/tasks/, each check well under a
 
 from __future__ import annotations
 
-import subprocess
 import sys
 from pathlib import Path
 
@@ -16,6 +15,7 @@ from search.study.space.spacefile import load_space, parse_space
 from search.task import DataContext
 from search.tasks.checking import check_task, epoch_budget, pick_point
 from search.tasks.loading import load_task
+from tests import launch
 
 TASKS = Path(__file__).resolve().parent / "tasks"
 
@@ -81,7 +81,7 @@ def test_the_task_s_own_error_is_kept_for_debug(tmp_path):
 
 
 def test_a_missing_task_file_is_one_line_and_exit_code_2(tmp_path):
-    done = subprocess.run(
+    done = launch.run(
         [sys.executable, "-m", "search.check", "--task", str(tmp_path / "nope.py")],
         capture_output=True,
         text=True,

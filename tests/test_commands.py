@@ -23,6 +23,7 @@ import pytest
 from search.__main__ import commands
 from search.errors import EXIT_CODES
 from search.study.storage.storage import open_storage
+from tests import launch
 
 from .helpers import tree, without_root_powers
 
@@ -112,7 +113,7 @@ def study_db(tmp_path: Path) -> Path:
 
 
 def dashboard(db: Path, *argv: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
+    return launch.run(
         [sys.executable, "-m", "search.dashboard", "--storage", f"sqlite:///{db}", *argv],
         capture_output=True,
         text=True,
@@ -166,7 +167,7 @@ def test_a_read_only_database_is_served_without_making_anything(study_db, modes)
     modes(study_db.parent, 0o555)  # its default artifact folder cannot be made either
     before = tree(study_db.parent)
     cmd = [sys.executable, "-m", "search.dashboard", "--storage", f"sqlite:///{study_db}"]
-    proc = subprocess.Popen(
+    proc = launch.Popen(
         [*cmd, "--port", "0"],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -17,6 +17,7 @@ from pathlib import Path
 import optuna
 import pytest
 
+from tests import launch
 from tests.helpers import GRID_OPTIONS, GRID_STUDY, GRID_TASKS, submit_argv
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -193,7 +194,7 @@ def test_the_cluster_paths_first_steps_run_as_written(real_root, tmp_path):
     assert len(runs) == 3
     env = {k: v for k, v in os.environ.items() if k not in ("SEARCH_STORAGE", *CAPS)}
     for command in runs:  # in a fresh folder: the default storage, study_db/mnist.db
-        done = subprocess.run(
+        done = launch.run(  # as written, in a process of its own (forked warm)
             [sys.executable, *command[1:]],
             cwd=tmp_path,
             env={**env, "SEARCH_DATA_DIR": str(real_root)},

@@ -21,6 +21,8 @@ import optuna
 import pytest
 import yaml
 
+from tests import launch
+
 from .helpers import make_dataset
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -254,7 +256,7 @@ def run_as_pod(argv: list[str], manifest_env: dict[str, str | None], storage: st
     env.update({k: v for k, v in manifest_env.items() if v is not None})
     env.update(SEARCH_STORAGE=storage, SEARCH_DATA_DIR=str(data))
     assert argv[0] == "python"
-    return subprocess.run(
+    return launch.run(
         [sys.executable, *argv[1:]],
         capture_output=True,
         text=True,

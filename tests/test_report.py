@@ -30,6 +30,7 @@ from search.views.charts import CHART_TITLES, title_of
 from search.views.figures import factor_figure, factor_panels
 from search.views.pages import PLOTLY_JS
 from search.views.report import summary_table
+from tests import launch
 
 from .helpers import args, load_trials
 
@@ -218,7 +219,7 @@ def test_an_out_folder_that_cannot_be_written_is_one_line_and_exit_1(case, ofat_
         (tmp_path / "ro").mkdir(mode=0o555)
     before = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*"))
     cmd = ["-m", "search.report", "--study-name", NAME, "--storage", f"sqlite:///{ofat_db}"]
-    done = subprocess.run(
+    done = launch.run(
         [sys.executable, *cmd, "--out", str(out)], capture_output=True, text=True, timeout=120
     )
     assert done.returncode == 1, done.stderr
@@ -317,7 +318,7 @@ def _get(url: str) -> bytes:
 def serving(db: Path) -> Iterator[str]:
     """The dashboard on a port the system picks; yields its URL once it is listening."""
     cmd = [sys.executable, "-m", "search.dashboard", "--storage", f"sqlite:///{db}", "--port", "0"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = launch.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # The address is printed once the socket is bound: an event, no polling.
         ready, _, _ = select.select([proc.stdout], [], [], 120)
@@ -415,7 +416,7 @@ def test_the_report_draws_its_charts_in_a_real_browser(ofat_report, tmp_path):
 def test_a_report_and_the_dashboard_read_while_two_workers_write(tiny_root, tmp_path, pause):
     db = tmp_path / "live.db"
     mid_study = pause(after_epochs=1)  # a worker with its first trial done, in its second
-    search = subprocess.Popen(
+    search = launch.Popen(
         [
             sys.executable,
             "-m",

@@ -14,6 +14,7 @@ import pytest
 from search.run import main
 from search.study.storage import records
 from search.study.storage.settings import command_line
+from tests import launch
 
 from .helpers import args, completed_points, executions, load_trials
 
@@ -117,9 +118,7 @@ def test_missing_data_exits_1_with_one_line(tmp_path, capsys):
 
 def _start(root: Path, db: Path, *extra: str, env: dict | None = None) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "search.run", *args(root, db, "--max-epochs", "2", *extra)]
-    return subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env
-    )
+    return launch.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
 @pytest.mark.slow

@@ -25,6 +25,7 @@ import pytest
 from search.run import main as run_main
 from search.study.running.slurm import SlurmJob, render
 from search.study.storage import records
+from tests import launch
 
 from .helpers import GRID_OPTIONS, GRID_STUDY, GRID_TASKS, completed_points, submit_argv
 
@@ -88,7 +89,7 @@ def storage() -> str:
 
 
 def submit(*argv: str, env: dict | None = None, cwd: Path | None = None):
-    return subprocess.run(
+    return launch.run(
         [sys.executable, "-m", "search.submit", *argv],
         capture_output=True,
         text=True,

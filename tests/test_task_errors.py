@@ -22,6 +22,7 @@ import pytest
 
 from search.study.running.failures import REPEATS
 from search.study.storage import records
+from tests import launch
 
 TASKS = Path(__file__).resolve().parent / "tasks"
 USAGE, FAILED = 2, 1  # search.errors.EXIT_CODES: a bad option or task; the work failed
@@ -32,7 +33,7 @@ MODULE = "no_such_module_for_search_tests"
 
 def search_run(cwd: Path, *argv: str) -> subprocess.CompletedProcess[str]:
     """``python -m search.run ARGV --storage sqlite:///CWD/s.db`` run in ``cwd``."""
-    return subprocess.run(
+    return launch.run(
         [sys.executable, "-m", "search.run", *argv, "--storage", f"sqlite:///{cwd / 's.db'}"],
         cwd=cwd,
         capture_output=True,

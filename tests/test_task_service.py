@@ -41,6 +41,7 @@ from search.study.storage import records
 from search.task import DataContext
 from search.tasks.loading import load_task
 from search.views.charts import CHART_TITLES, target_name, title_of
+from tests import launch
 
 from .pausing import Pause
 
@@ -115,7 +116,7 @@ def test_four_local_workers_run_each_point_of_the_tasks_grid_exactly_once(storag
     argv = task_run(storage, "--space", str(grid), "--max-epochs", "2", "--workers", "4")
     # A database server's default artifact folder is study_db/artifacts in the current folder.
     argv += ["--artifact-dir", str(tmp_path / "artifacts")]
-    done = subprocess.run(
+    done = launch.run(
         [sys.executable, "-m", "search.run", *argv], capture_output=True, text=True, timeout=600
     )
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr
@@ -248,7 +249,7 @@ def test_a_slurm_array_runs_each_point_of_the_tasks_grid_exactly_once(cluster, p
     grid = space_file(tmp_path, GRID)
     run = ["--task", str(TASK), "--space", str(grid), "--max-epochs", "2"]
     argv = ["slurm", "--study-name", "grid", "--tasks", "2", "--parallel", "2", "--", *run]
-    done = subprocess.run(
+    done = launch.run(
         [sys.executable, "-m", "search.submit", *argv],
         capture_output=True,
         text=True,
@@ -385,7 +386,7 @@ def _get(url: str) -> bytes:
 def serving(storage: str) -> Iterator[str]:
     """The dashboard on a port the system picks; yields its URL once it is listening."""
     cmd = [sys.executable, "-m", "search.dashboard", "--storage", storage, "--port", "0"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = launch.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         # The address is printed once the socket is bound: an event, no polling.
         ready, _, _ = select.select([proc.stdout], [], [], 120)

@@ -16,6 +16,7 @@ import optuna
 import pytest
 
 from search.run import main as run_main
+from tests import launch
 
 from .helpers import (
     check_exactly_once,
@@ -60,7 +61,7 @@ def test_a_late_worker_only_takes_unclaimed_points(tiny_root, tmp_path, capsys):
     # The study's budget is 6 trials; lifting it (here without running any) lets workers on.
     assert run_main([*lift, "--max-epochs", "1", "--create-only"]) == 0
     assert "9 trials to run" in capsys.readouterr().out
-    late = subprocess.run(
+    late = launch.run(
         [
             sys.executable,
             "-m",
