@@ -61,8 +61,10 @@ def serve(path: str) -> dict | None:
     print("ready", flush=True)
     while True:
         for key, _ in selector.select():
-            if key.fileobj is sys.stdin:
-                return None  # the test process is gone
+            if key.fileobj is sys.stdin:  # the test process is gone
+                os.unlink(path)
+                os.rmdir(os.path.dirname(path))
+                return None
             if key.fileobj is wake_r:
                 os.read(wake_r, 4096)
                 reap(waiting)
