@@ -41,13 +41,19 @@ PIPE = subprocess.PIPE
 
 
 @functools.cache
-def zygote() -> str:
-    """The socket of this test process's zygote, started on first use; it ends with us."""
+def zygote() -> str | None:
+    """The socket of this test process's zygote, started on first use; it ends with us. None
+    where it will not fork (its imports started threads): commands then start fresh."""
     path = os.path.join(tempfile.mkdtemp(prefix="zygote-"), "socket")
     server = subprocess.Popen(
         [sys.executable, "-m", "tests.zygote", path], cwd=ROOT, stdin=PIPE, stdout=PIPE
     )
-    if server.stdout.readline() != b"ready\n":  # an event: it prints once it listens
+    said = server.stdout.readline()  # an event: it prints once it listens, or why it will not
+    if said.startswith(b"threads"):
+        server.wait()
+        os.rmdir(os.path.dirname(path))
+        return None
+    if said != b"ready\n":
         raise RuntimeError("tests/zygote.py did not start: see its error above")
     zygote.server = server  # held, so that its stdin stays open while this process lives
     return path
@@ -76,7 +82,8 @@ class Popen(subprocess.Popen):
         p2cread, p2cwrite, c2pread, c2pwrite, errread, errwrite = spec[10:16]
         start_new_session = spec[-2]  # then process_group, the last
         module = None if shell else command_of(list(args))
-        if module is None or preexec_fn is not None or pass_fds or not starts_alike(env):
+        fresh = module is None or preexec_fn is not None or pass_fds or not starts_alike(env)
+        if fresh or zygote() is None:
             return super()._execute_child(*spec)
         request = {
             "module": module,

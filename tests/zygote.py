@@ -10,7 +10,8 @@ and calls the command's ``main()``, exiting with its code through the interprete
 The server's objects are frozen out of the garbage collector (``gc.freeze``), so that a child's
 exit does not walk them all: 0.3 s instead of 1.3 s with torch loaded. The server reports each
 child's wait status to the test that started it. It exits when its standard input closes, that
-is when the test process that started it ends.
+is when the test process that started it ends. It serves only while it is the one thread of
+its process (with ``OMP_NUM_THREADS=1``, as the tests set it, torch starts none at import).
 
 Run by ``tests/launch.py`` only: ``python -m tests.zygote SOCKET_PATH``.
 """
@@ -34,13 +35,16 @@ ENTRY_POINTS = ("run", "worker", "final", "best", "report", "dashboard", "submit
 STREAMS = 3  # stdin, stdout and stderr, passed as file descriptors with each request
 
 
+# Besides the commands: the built-in task, and the bundled examples' scikit-learn. (A study's
+# lazy imports, such as the kernels and the dashboard notes' figures, made no measurable
+# difference here: most runs train in their own workers.)
+EXTRAS = ("search.tasks.mlp.task", "sklearn.model_selection", "sklearn.datasets")
+
+
 def preload() -> None:
-    """What every command imports, and the bundled examples' scikit-learn, once for all."""
-    for name in ENTRY_POINTS:
-        importlib.import_module(f"search.{name}")
-    importlib.import_module("search.tasks.mlp.task")
-    importlib.import_module("sklearn.model_selection")
-    importlib.import_module("sklearn.datasets")
+    """Import every command and ``EXTRAS``, once for all the children."""
+    for name in [*(f"search.{e}" for e in ENTRY_POINTS), *EXTRAS]:
+        importlib.import_module(name)
 
 
 def serve(path: str) -> dict | None:
@@ -139,8 +143,16 @@ def run_command(request: dict) -> int:
     return module.main()
 
 
+def native_threads() -> int:
+    """The threads of this process, Python's or a library's (Linux; 1 where it cannot tell)."""
+    return len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1
+
+
 if __name__ == "__main__":
     preload()
+    if native_threads() > 1:  # a fork copies no thread but may copy a lock one holds
+        print(f"threads {native_threads()}", flush=True)  # the tests start fresh ones instead
+        sys.exit(0)
     gc.freeze()  # the children share these pages: collections there leave them alone
     child = serve(sys.argv[1])
     if child is None:
