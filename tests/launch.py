@@ -72,7 +72,11 @@ def starts_alike(env: dict | None) -> bool:
 
 
 class Popen(subprocess.Popen):
-    """``subprocess.Popen``; ``python -m search.NAME`` is forked by the zygote."""
+    """``subprocess.Popen``; ``python -m search.NAME`` is forked by the zygote.
+
+    It replaces CPython's private start and wait steps (``_execute_child``, ``_try_wait``,
+    ``_internal_poll``; the same from 3.11 to 3.13), so that ``communicate``, timeouts,
+    signals and return codes stay the standard library's own code."""
 
     _status: socket.socket | None = None
 
