@@ -75,7 +75,7 @@ class Popen(subprocess.Popen):
     """``subprocess.Popen``; ``python -m search.NAME`` is forked by the zygote.
 
     It replaces CPython's private start and wait steps (``_execute_child``, ``_try_wait``,
-    ``_internal_poll``; the same from 3.11 to 3.13), so that ``communicate``, timeouts,
+    ``_internal_poll``, as Python 3.11 has them), so that ``communicate``, timeouts,
     signals and return codes stay the standard library's own code."""
 
     _status: socket.socket | None = None
