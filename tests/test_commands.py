@@ -23,8 +23,8 @@ import pytest
 from search.__main__ import commands
 from search.errors import EXIT_CODES
 from search.study.storage.storage import open_storage
-from tests import launch
 
+from . import launch
 from .helpers import tree, without_root_powers
 
 COMMANDS = commands()  # every python -m search.NAME there is

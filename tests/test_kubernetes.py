@@ -21,8 +21,7 @@ import optuna
 import pytest
 import yaml
 
-from tests import launch
-
+from . import launch
 from .helpers import make_dataset
 
 ROOT = Path(__file__).resolve().parent.parent

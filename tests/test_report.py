@@ -30,8 +30,8 @@ from search.views.charts import CHART_TITLES, title_of
 from search.views.figures import factor_figure, factor_panels
 from search.views.pages import PLOTLY_JS
 from search.views.report import summary_table
-from tests import launch
 
+from . import launch
 from .helpers import args, load_trials
 
 NAME = "mnist-ofat-e2-v200"

@@ -14,8 +14,8 @@ import pytest
 from search.run import main
 from search.study.storage import records
 from search.study.storage.settings import command_line
-from tests import launch
 
+from . import launch
 from .helpers import args, completed_points, executions, load_trials
 
 

@@ -25,8 +25,8 @@ import pytest
 from search.run import main as run_main
 from search.study.running.slurm import SlurmJob, render
 from search.study.storage import records
-from tests import launch
 
+from . import launch
 from .helpers import GRID_OPTIONS, GRID_STUDY, GRID_TASKS, completed_points, submit_argv
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -41,8 +41,8 @@ from search.study.storage import records
 from search.task import DataContext
 from search.tasks.loading import load_task
 from search.views.charts import CHART_TITLES, target_name, title_of
-from tests import launch
 
+from . import launch
 from .pausing import Pause
 
 TASK = Path(__file__).resolve().parent / "tasks" / "service.py"

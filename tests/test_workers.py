@@ -16,8 +16,8 @@ import optuna
 import pytest
 
 from search.run import main as run_main
-from tests import launch
 
+from . import launch
 from .helpers import (
     check_exactly_once,
     completed_points,

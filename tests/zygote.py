@@ -31,7 +31,9 @@ import sys
 
 import numpy as np
 
-ENTRY_POINTS = ("run", "worker", "final", "best", "report", "dashboard", "submit", "check")
+from search.__main__ import commands
+
+ENTRY_POINTS = commands()  # every python -m search.NAME, found as `python -m search` lists them
 STREAMS = 3  # stdin, stdout and stderr, passed as file descriptors with each request
 
 
