@@ -28,8 +28,7 @@ from search.engine.device import resolve_device
 from search.errors import UsageError
 from search.run_options import build_parser, sampler_of, settings_from
 from search.study.queue import claims
-from search.study.running import runner
-from search.study.running.budget import RunnerConfig
+from search.study.running.budget import RunnerConfig, planned
 from search.study.running.failures import repeated_failure
 from search.study.running.pool import default_workers, run_in_workers
 from search.study.running.workers import (
@@ -157,7 +156,7 @@ def execute(args: argparse.Namespace, command: str) -> int:
             study, spec.space, spec.runner.max_retries, spec.runner.queue_window
         )
     started = warm.prepare(study, spec.space, args.enqueue_baseline, args.warm_start)
-    total, todo = runner.planned(study, spec.space, spec.runner)
+    total, todo = planned(study, spec.space, spec.runner)
     if args.create_only:
         print(
             f"study {study.study_name} is ready in {display_url(args.storage)}: {todo} trials "

@@ -13,7 +13,8 @@ from optuna_dashboard import get_note
 from search import best
 from search.errors import UsageError
 from search.run import main
-from search.study.running.failures import REPEATS, counted_trials
+from search.study.running.budget import counted_trials
+from search.study.running.failures import REPEATS
 from search.study.space.spacefile import parse_space
 from search.tasks.mlp import task as objective  # the built-in task calls fit
 

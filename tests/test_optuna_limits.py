@@ -8,8 +8,8 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from search.study.running.budget import counted_trials
 from search.study.running.checkpoints import requeue_interrupted
-from search.study.running.failures import counted_trials
 from search.study.storage import records
 from search.study.storage.internals import trial_id
 from search.study.storage.storage import open_storage

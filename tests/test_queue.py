@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 from collections import Counter
 from multiprocessing.synchronize import Event
 
@@ -9,8 +11,10 @@ import optuna
 import pytest
 from optuna.trial import TrialState
 
+from search import signals
+from search.errors import Terminated
 from search.study.queue import claims
-from search.study.running import runner
+from search.study.running import budget, runner
 from search.study.running.budget import RunnerConfig
 from search.study.running.pool import worker_context
 from search.study.running.runner import Outcome
@@ -55,7 +59,7 @@ def test_progress_counts_the_points_not_yet_queued(ofat_study):
     study, space = ofat_study
     cfg = RunnerConfig(queue_window=4)
     claims.enqueue_missing(study, space, cfg.max_retries, cfg.queue_window)
-    assert runner.planned(study, space, cfg) == (15, 15)
+    assert budget.planned(study, space, cfg) == (15, 15)
 
 
 UNITS = ", ".join(map(str, range(1, 101)))
@@ -93,6 +97,33 @@ def test_six_claimants_starting_together_never_take_one_of_300_points_twice(
     assert [len(records.claims_of(study, t)) for t in trials] == [1] * 300
     assert len({t.user_attrs["point"] for t in trials}) == 300
     assert {t.state for t in trials} == {TrialState.COMPLETE}
+
+
+@pytest.mark.parametrize("space_kind", ["grid", "sampler"])
+def test_a_stop_during_a_claim_fails_the_claimed_trial_as_interrupted_before_it_runs(
+    space_kind, ofat_study, monkeypatch
+):
+    study, space = ofat_study
+    if space_kind == "sampler":
+        space = parse_space(POINTS_300, "test")
+    add = records.add
+
+    def add_with_a_stop(study, trial, kind, value):
+        if kind == records.CLAIM:
+            os.kill(os.getpid(), signal.SIGTERM)  # lands while the claim is half made
+        add(study, trial, kind, value)
+
+    monkeypatch.setattr(records, "add", add_with_a_stop)
+    replaced = signals.listening()
+    try:
+        with pytest.raises(Terminated):
+            runner.run(study, space, finish_at_once, RunnerConfig(max_retries=0))
+    finally:
+        signals.restore(replaced)
+    claimed = study.get_trials(states=(TrialState.RUNNING, TrialState.FAIL, TrialState.COMPLETE))
+    assert [t.state for t in claimed] == [TrialState.FAIL]
+    assert records.interrupted(claimed[0])
+    assert len(records.claims_of(study, claimed[0])) == 1  # the claim was made whole
 
 
 def test_a_trial_failed_as_stale_that_finishes_keeps_its_result(ofat_study):

@@ -13,7 +13,8 @@ import optuna
 import pytest
 
 from search.errors import StorageError
-from search.study.queue.recovery import OWNERLESS_GRACE_S, fail_orphaned_trials
+from search.study.queue.recovery import OWNERLESS_GRACE_S, fail_dead_trials
+from search.study.storage import records
 from search.study.storage.sqlite_files import is_new_sqlite
 from search.study.storage.storage import open_storage
 
@@ -62,7 +63,7 @@ def test_trials_of_a_dead_process_on_this_host_are_failed(tmp_path):
     dead, alive = study.ask(), study.ask()
     dead.set_user_attr("worker", {"host": socket.gethostname(), "pid": 2**22 + 1})
     alive.set_user_attr("worker", {"host": socket.gethostname(), "pid": os.getpid()})
-    assert fail_orphaned_trials(storage, study) == [dead.number]
+    assert fail_dead_trials(study) == [dead.number]
     states = [t.state for t in study.get_trials()]
     assert states == [optuna.trial.TrialState.FAIL, optuna.trial.TrialState.RUNNING]
     assert "interrupted" in study.get_trials()[0].user_attrs["fail_reason"]
@@ -80,21 +81,20 @@ def test_optunas_heartbeat_alone_keeps_a_dead_local_workers_trial_running(tmp_pa
     rdb(study).record_heartbeat(trial_id(dead))  # it beat a moment ago, then its process died
     optuna.storages.fail_stale_trials(study)
     assert study.get_trials()[0].state == optuna.trial.TrialState.RUNNING  # Optuna: still on
-    assert fail_orphaned_trials(storage, study) == [dead.number]  # ours: failed at once
+    assert fail_dead_trials(study) == [dead.number]  # ours: failed at once
 
 
 def test_a_trial_claimed_without_an_owner_is_failed_only_after_the_grace_period(tmp_path):
     storage = open_storage(f"sqlite:///{tmp_path}/s.db")
     study = optuna.create_study(storage=storage)
     study.ask()  # RUNNING, no owner recorded
-    assert fail_orphaned_trials(storage, study) == []
+    assert fail_dead_trials(study) == []
     later = datetime.datetime.now() + datetime.timedelta(seconds=OWNERLESS_GRACE_S + 1)
-    assert fail_orphaned_trials(storage, study, now=later) == [0]
+    assert fail_dead_trials(study, now=later) == [0]
 
 
 def test_a_trial_whose_heartbeat_stopped_is_failed_as_interrupted(tmp_path):
-    from search.study.queue.recovery import GRACE_S, fail_stale_trials
-    from search.study.running.failures import interrupted
+    from search.study.queue.recovery import GRACE_S
     from search.study.storage.internals import rdb, trial_id
 
     storage = open_storage(f"sqlite:///{tmp_path}/s.db")
@@ -107,9 +107,9 @@ def test_a_trial_whose_heartbeat_stopped_is_failed_as_interrupted(tmp_path):
             f"UPDATE trial_heartbeats SET heartbeat = datetime('now', '-{GRACE_S + 5} "
             f"seconds') WHERE trial_id = {trial_id(silent)}"
         )
-    fail_stale_trials(study)
+    fail_dead_trials(study)
     first, second = study.get_trials()
-    assert first.state.name == "FAIL" and interrupted(first)  # its point runs again
+    assert first.state.name == "FAIL" and records.interrupted(first)  # its point runs again
     assert second.state.name == "RUNNING"
 
 

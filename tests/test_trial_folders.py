@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from search.run import main
-from search.study.running.checkpoints import study_folder
+from search.study.storage.folders import study_folder
 from search.study.storage.storage import open_storage, records
 
 ONE_POINT = """name = "one"

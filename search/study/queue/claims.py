@@ -4,7 +4,7 @@ The missing grid points are queued as WAITING trials under the study's lock, a s
 at a time, and a worker claims one with the storage's WAITING -> RUNNING update, which
 succeeds for one claimant only. A sampler's trial is claimed by ``ask``. A stop is held back
 while a claim is half made (``search.signals.deferred``), so a trial is never left claimed
-without an owner.
+without an owner; the runner then fails it as interrupted.
 
 Every claim is recorded in the trial's records (``search.study.storage.records``: the worker, when,
 and the sampler it ran with), so each execution of a trial can be counted after the fact, and
@@ -36,7 +36,7 @@ QUEUE_WINDOW = 64  # grid points waiting in the queue at a time (see enqueue_mis
 def _record_claim(study: optuna.Study, row: int) -> None:
     """The trial's owner (for recovery) and a claim record of its own (for counting)."""
     me = worker_identity()
-    # Killed right before this, the trial has no owner: fail_orphaned_trials allows for it.
+    # Killed right before this, the trial has no owner: fail_dead_trials allows for it.
     storage_of(study).set_trial_user_attr(row, records.WORKER, me)
     claim = {
         **me,
@@ -82,33 +82,11 @@ def enqueue_missing(
     return added
 
 
-def fail_interrupted(study: optuna.Study, trial: optuna.Trial) -> None:
-    """Mark the trial FAIL "interrupted"; a second Ctrl-C meanwhile must not cut this short
-    (the caller is on its way out with the stop already)."""
-    with signals.deferred(raise_after=False):
-        for key, value in records.failure(records.FailKind.INTERRUPTED, "interrupted").items():
-            trial.set_user_attr(key, value)
-        study.tell(trial, state=TrialState.FAIL)
-
-
 def claim_waiting(study: optuna.Study) -> optuna.Trial | None:
-    """Take one WAITING trial for this process, or None when the queue is empty."""
-    claimed: list[optuna.Trial] = []
-    try:
-        with signals.deferred():
-            trial = _claim(study)
-            if trial is not None:
-                claimed.append(trial)
-    except KeyboardInterrupt:  # held back until the claim was whole: release what it took
-        for trial in claimed:
-            fail_interrupted(study, trial)
-        raise
-    return trial
-
-
-def _claim(study: optuna.Study) -> optuna.Trial | None:
+    """Take one WAITING trial for this process, or None when the queue is empty. A stop waits
+    until the claim is whole; the runner then fails the trial before it runs."""
     storage = storage_of(study)
-    with claim_lock(rdb(study), study.study_name):
+    with signals.deferred(raise_after=False), claim_lock(rdb(study), study.study_name):
         # get_trials (not a bare query) also tells Optuna's trial cache about the claim.
         for t in study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             try:
@@ -122,16 +100,10 @@ def _claim(study: optuna.Study) -> optuna.Trial | None:
 
 
 def ask(study: optuna.Study) -> optuna.Trial:
-    """A new trial from the sampler, with its owner recorded (Ctrl-C as in claim_waiting)."""
-    asked: list[optuna.Trial] = []
-    try:
-        with signals.deferred(), warnings.catch_warnings():
-            # Optuna warns that heartbeats go with study.optimize: this loop beats itself.
-            warnings.simplefilter("ignore", UserWarning)
-            asked.append(study.ask())
-            _record_claim(study, trial_id(asked[0]))
-    except KeyboardInterrupt:
-        for trial in asked:
-            fail_interrupted(study, trial)
-        raise
-    return asked[0]
+    """A new trial from the sampler, with its owner recorded (a stop as in claim_waiting)."""
+    with signals.deferred(raise_after=False), warnings.catch_warnings():
+        # Optuna warns that heartbeats go with study.optimize: this loop beats itself.
+        warnings.simplefilter("ignore", UserWarning)
+        trial = study.ask()
+        _record_claim(study, trial_id(trial))
+    return trial

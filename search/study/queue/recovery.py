@@ -18,7 +18,6 @@ from collections.abc import Iterator
 
 import optuna
 from optuna.exceptions import UpdateFinishedTrialError
-from optuna.storages import RDBStorage
 from optuna.trial import TrialState
 
 from search.study.queue.identity import is_alive, is_local
@@ -33,48 +32,34 @@ GRACE_S = 150
 OWNERLESS_GRACE_S = 20  # a claim records its owner within milliseconds; allows for clock skew
 
 
-def _fail(storage: RDBStorage, trial_id: int, reason: str) -> bool:
-    """Fail a running trial with a reason; False when another worker finished it first."""
-    try:
-        for key, value in records.failure(records.FailKind.INTERRUPTED, reason).items():
-            storage.set_trial_user_attr(trial_id, key, value)
-        return storage.set_trial_state_values(trial_id, TrialState.FAIL)
-    except UpdateFinishedTrialError:
-        return False
+def fail_dead_trials(study: optuna.Study, now: datetime.datetime | None = None) -> list[int]:
+    """Fail the running trials of dead workers; return the numbers of those found by owner.
 
-
-def fail_orphaned_trials(
-    storage: RDBStorage, study: optuna.Study, now: datetime.datetime | None = None
-) -> list[int]:
-    """Mark FAIL the RUNNING trials whose process on this host is gone; return their numbers.
-
-    A trial left RUNNING by a killed process would otherwise block its grid point forever. A
-    claim records its owner within milliseconds, so a RUNNING trial with no owner after
-    ``OWNERLESS_GRACE_S`` was claimed by a process killed in between.
+    By owner: a trial whose process on this host is gone, or one with no owner
+    ``OWNERLESS_GRACE_S`` after it started (a claim records its owner within milliseconds, so
+    its claimant was killed in between). By heartbeat, on any host: Optuna's own
+    ``fail_stale_trials``, which records no reason; ``records.fail_kind_of`` reads that as an
+    interruption.
     """
-    failed = []
+    failed, storage = [], rdb(study)
     now = now or datetime.datetime.now()
     for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        owner = records.owner_of(t)
-        if owner is None:
-            started = t.datetime_start or now
-            if (now - started).total_seconds() < OWNERLESS_GRACE_S:
-                continue
+        owner, age = records.owner_of(t), (now - (t.datetime_start or now)).total_seconds()
+        if owner is None and age >= OWNERLESS_GRACE_S:
             reason = "interrupted: its process ended while claiming it"
-        elif is_local(owner) and not is_alive(int(owner.get("pid", -1))):
+        elif owner is not None and is_local(owner) and not is_alive(int(owner.get("pid", -1))):
             reason = f"interrupted: process {owner.get('pid')} ended while the trial ran"
         else:
             continue
-        if _fail(storage, trial_id(t), reason):
-            failed.append(t.number)
-    return failed
-
-
-def fail_stale_trials(study: optuna.Study) -> None:
-    """Fail running trials whose heartbeat stopped (their worker died, on any machine): Optuna's
-    own check, which fails them without a reason of ours; ``records.fail_kind_of`` reads a
-    failure without one as an interruption, whose point runs again."""
+        try:  # another worker may fail it first
+            for key, value in records.failure(records.FailKind.INTERRUPTED, reason).items():
+                storage.set_trial_user_attr(trial_id(t), key, value)
+            if storage.set_trial_state_values(trial_id(t), TrialState.FAIL):
+                failed.append(t.number)
+        except UpdateFinishedTrialError:
+            pass
     optuna.storages.fail_stale_trials(study)
+    return failed
 
 
 @contextlib.contextmanager

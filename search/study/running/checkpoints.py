@@ -1,24 +1,19 @@
-"""Trial folders and checkpoints: kept every epoch, found again when an interrupted point reruns.
+"""Checkpoints: kept every epoch, found again when an interrupted point reruns.
 
-Every trial gets a folder of its own, ``trials/STUDY-UID/trial-N`` in the artifact folder: the
-study's part is its name made safe for a path plus its uid, a random id drawn when the study
-was made, so that two studies never share a folder, whatever their names and databases. A
-task's ``ctx.checkpoint`` keeps ``checkpoint.pt`` there, replaced every epoch; it records the
-study's uid and the trial's number, and the trial records the file and epoch
-(``search.study.storage.records``). A trial stopped by Ctrl-C, SIGTERM (SLURM's and Kubernetes'
-preemption) or a dead worker is failed "interrupted"; when its point runs again (a grid queues
-it again; for a sampler ``requeue_interrupted`` queues its parameters), the rerun goes on from
-the checkpoint and records ``resumed_from``. A checkpoint of another study or trial is
-refused. A trial that ends, however it ends, has its checkpoint removed; the best trial's
-weights become a dashboard artifact first.
+A task's ``ctx.checkpoint`` keeps ``checkpoint.pt`` in the trial's folder
+(``search.study.storage.folders``), replaced every epoch; it records the study's uid and the
+trial's number, and the trial records the file and epoch (``search.study.storage.records``).
+A trial stopped by Ctrl-C, SIGTERM (SLURM's and Kubernetes' preemption) or a dead worker is
+failed "interrupted"; when its point runs again (a grid queues it again; for a sampler
+``requeue_interrupted`` queues its parameters), the rerun goes on from the checkpoint and
+records ``resumed_from``. A checkpoint of another study or trial is refused. A trial that
+ends, however it ends, has its checkpoint removed; the best trial's weights become a
+dashboard artifact first.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import re
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -27,33 +22,12 @@ import optuna
 from optuna.trial import FrozenTrial, TrialState
 
 from search.study.queue.locks import study_lock
-from search.study.running.failures import interrupted
 from search.study.storage import records
+from search.study.storage.folders import study_uid
 from search.study.storage.internals import rdb, trial_id
 from search.task import WEIGHTS_FILE
 
 CHECKPOINT_FILE = "checkpoint.pt"
-NAME_CHARS = 40  # of the study's name in its folder's name
-
-
-def new_uid() -> str:
-    return uuid.uuid4().hex[:12]
-
-
-def study_uid(study: optuna.Study) -> str:
-    """The study's uid; a study made before uids has its name's hash instead."""
-    uid = records.study_record(study, records.UID)
-    return uid or hashlib.sha1(study.study_name.encode()).hexdigest()[:12]
-
-
-def study_folder(artifact_dir: Path, study: optuna.Study) -> Path:
-    """The study's folder of trial folders."""
-    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", study.study_name).strip("._")[:NAME_CHARS]
-    return artifact_dir / "trials" / f"{safe or 'study'}-{study_uid(study)}"
-
-
-def trial_folder(artifact_dir: Path, study: optuna.Study, number: int) -> Path:
-    return study_folder(artifact_dir, study) / f"trial-{number}"
 
 
 def owner(study: optuna.Study, number: int) -> dict[str, Any]:
@@ -80,7 +54,8 @@ def resumable(study: optuna.Study, trial: optuna.Trial, artifact_dir: Path) -> R
         return None
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
     kept = records.rows(study, (records.CHECKPOINT,))
-    for t in sorted((t for t in failed if same(t) and interrupted(t)), key=lambda t: -t.number):
+    mine = [t for t in failed if same(t) and records.interrupted(t)]
+    for t in sorted(mine, key=lambda t: -t.number):  # the latest first
         found = kept.get(trial_id(t), {}).get(records.CHECKPOINT)
         if found and (artifact_dir / found[-1]["file"]).exists():
             return Resume(t.number, int(found[-1]["epoch"]), artifact_dir / found[-1]["file"])
@@ -109,14 +84,14 @@ def requeue_interrupted(study: optuna.Study) -> int:
     those a stop failed, and copies the dead trial's records onto the rerun
     (``tests/test_optuna_limits.py`` shows both)."""
     failed = study.get_trials(deepcopy=False, states=(TrialState.FAIL,))
-    if not any(interrupted(t) for t in failed):
+    if not any(records.interrupted(t) for t in failed):
         return 0
     with study_lock(rdb(study), study.study_name):
         trials = study.get_trials(deepcopy=False)
         done = {t.user_attrs.get(records.RESUME_OF) for t in trials}
         done |= {t.user_attrs.get(records.KEPT_FROM) for t in trials}  # finished all the same
         todo: list[FrozenTrial] = [
-            t for t in trials if interrupted(t) and t.params and t.number not in done
+            t for t in trials if records.interrupted(t) and t.params and t.number not in done
         ]
         for t in todo:
             study.enqueue_trial(t.params, user_attrs={records.RESUME_OF: t.number})

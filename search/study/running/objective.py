@@ -25,6 +25,7 @@ from search.study.running.recorder import TrialRecorder
 from search.study.running.runner import Outcome
 from search.study.space.space import Space
 from search.study.storage import records
+from search.study.storage.folders import trial_folder
 from search.task import Context, Pruned, as_number, seed_all
 from search.tasks.loading import Task
 
@@ -87,7 +88,7 @@ class Objective:
         params = self.space.suggest(trial)
         epochs = trial_epochs(params, self.cfg.max_epochs)
         trial.set_user_attr(records.EPOCHS, epochs)
-        folder = checkpoints.trial_folder(self.artifact_dir, trial.study, trial.number)
+        folder = trial_folder(self.artifact_dir, trial.study, trial.number)
         recorder = TrialRecorder(
             trial, self.cfg.objectives[0][0] if self.cfg.single else None, epochs, folder,
             self.artifact_dir, self.log,

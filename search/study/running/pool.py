@@ -116,8 +116,6 @@ def run_local_workers(
             for p in procs:
                 p.join()
         raise
-    for p in procs:
-        p.join()
     progress()
     return max((p.exitcode or 0) for p in procs)
 

@@ -18,22 +18,15 @@ from optuna.trial import FrozenTrial, TrialState
 
 from search import signals
 from search.errors import SearchError, one_line
-from search.study.queue.claims import (
-    DONE,
-    ask,
-    claim_waiting,
-    enqueue_missing,
-    fail_interrupted,
-    grid_status,
-)
+from search.study.queue.claims import ask, claim_waiting, enqueue_missing
 from search.study.queue.identity import is_local
-from search.study.queue.recovery import GRACE_S, fail_orphaned_trials, fail_stale_trials, heartbeat
-from search.study.running.budget import RunnerConfig, study_seconds
+from search.study.queue.recovery import GRACE_S, fail_dead_trials, heartbeat
+from search.study.running.budget import RunnerConfig, counted_trials, study_seconds
 from search.study.running.checkpoints import requeue_interrupted
-from search.study.running.failures import counted_trials, stop_if_repeated
+from search.study.running.failures import stop_if_repeated
 from search.study.space.space import Space
 from search.study.storage import records
-from search.study.storage.internals import rdb, trial_id
+from search.study.storage.internals import trial_id
 
 IDLE_POLL_S = 1.0  # an idle worker looks this often for a point to rerun while others run
 
@@ -59,10 +52,9 @@ WAIT = Wait()
 
 
 def recover(study: optuna.Study, space: Space, cfg: RunnerConfig) -> int:
-    """Fail the trials of dead workers (here: by process id; anywhere: by heartbeat), then
-    top up the queue (their points included); return how many points were queued."""
-    fail_orphaned_trials(rdb(study), study)
-    fail_stale_trials(study)
+    """Fail the trials of dead workers, then top up the queue (their points included);
+    return how many points were queued."""
+    fail_dead_trials(study)
     if not space.is_grid:
         return 0
     return enqueue_missing(study, space, cfg.max_retries, cfg.queue_window)
@@ -71,16 +63,14 @@ def recover(study: optuna.Study, space: Space, cfg: RunnerConfig) -> int:
 def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective) -> FrozenTrial:
     """Run the objective and finish the trial; a failure is recorded, never left RUNNING."""
     try:
+        signals.stop_point()  # a stop that came while the trial was claimed
         with heartbeat(study, trial_id(trial)):
             outcome = objective(trial)
     except KeyboardInterrupt:
-        fail_interrupted(study, trial)
+        _fail(study, trial, records.FailKind.INTERRUPTED, "interrupted", raise_after=False)
         raise
     except Exception as e:
-        with signals.deferred():  # a stop now would leave the trial RUNNING: it waits
-            for key, value in records.failure(records.FailKind.ERROR, one_line(e)).items():
-                trial.set_user_attr(key, value)
-            frozen = study.tell(trial, state=TrialState.FAIL)
+        frozen = _fail(study, trial, records.FailKind.ERROR, one_line(e))
         if isinstance(e, SearchError):
             raise
         return frozen
@@ -93,11 +83,26 @@ def run_trial(study: optuna.Study, trial: optuna.Trial, objective: Objective) ->
             return _keep(study, trial, outcome)
 
 
+def _fail(
+    study: optuna.Study,
+    trial: optuna.Trial,
+    kind: records.FailKind,
+    reason: str,
+    raise_after: bool = True,
+) -> FrozenTrial:
+    """Tell the trial FAIL with its kind and reason. A stop meanwhile waits, as it would leave
+    the trial RUNNING (``raise_after``: as in ``signals.deferred``)."""
+    with signals.deferred(raise_after):
+        for key, value in records.failure(kind, reason).items():
+            trial.set_user_attr(key, value)
+        return study.tell(trial, state=TrialState.FAIL)
+
+
 def _keep(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> FrozenTrial:
     """A trial failed as stale (its heartbeat was late) that finished all the same: its result
     is kept as a new trial of the same point, so the training is never thrown away."""
     failed = next(t for t in study.get_trials(deepcopy=False) if t.number == trial.number)
-    if failed.state not in (TrialState.FAIL,):
+    if failed.state != TrialState.FAIL:
         raise RuntimeError(f"trial {trial.number} is {failed.state.name}; cannot tell it")
     note = f"kept: finished after it was failed as stale (trial {failed.number})"
     gone = (records.FAIL_REASON, records.FAIL_KIND)
@@ -121,25 +126,6 @@ def _keep(study: optuna.Study, trial: optuna.Trial, outcome: Outcome) -> FrozenT
     )
     records.copy(study, failed, kept, (records.EPOCH, records.CURVE, records.CONFIG, records.RUN))
     return kept
-
-
-def planned(study: optuna.Study, space: Space, cfg: RunnerConfig) -> tuple[int, int]:
-    """(trials in the plan, trials still to run) for a progress bar over the whole study."""
-    budget_left = None if cfg.n_trials is None else max(0, cfg.n_trials - counted_trials(study))
-    if space.is_grid:
-        left = sum(
-            1
-            for counts in grid_status(study, space).values()
-            if not any(counts[s] for s in DONE + (TrialState.RUNNING,))
-            and counts[TrialState.FAIL] <= cfg.max_retries
-        )
-        todo = left if budget_left is None else min(left, budget_left)
-        total = len(space.points) if cfg.n_trials is None else min(len(space.points), cfg.n_trials)
-    else:
-        todo, total = budget_left or 0, cfg.n_trials or 0
-    if cfg.timeout is not None and study_seconds(study) >= cfg.timeout:
-        todo = 0
-    return max(total, todo), todo
 
 
 class GridSource:
@@ -203,7 +189,7 @@ def run(
     """Run trials until the source is empty or a budget is spent; return how many ran here.
 
     Both budgets count for the whole study: ``n_trials`` every trial started (see
-    search.study.running.failures), ``timeout`` the trial time already used, so a rerun tops up
+    search.study.running.budget), ``timeout`` the trial time already used, so a rerun tops up
     instead of starting again. Repeated failures stop the run (``RepeatedFailure``).
     """
     left = None if cfg.timeout is None else cfg.timeout - study_seconds(study)

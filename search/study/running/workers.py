@@ -24,10 +24,10 @@ from search.engine.precision import resolve
 from search.errors import SearchError
 from search.study.queue.identity import worker_id
 from search.study.running import checkpoints, runner
-from search.study.running.failures import interrupted
 from search.study.running.objective import Objective, ObjectiveConfig
 from search.study.space.samplers import startup_note
 from search.study.space.space import Space
+from search.study.storage.folders import trial_folder
 from search.study.storage.settings import (
     StudySettings,
     stored_budget,
@@ -195,11 +195,11 @@ def work(
     objective = Objective(task, spec.space, data, spec.objective, artifacts, log)
 
     def done(t: optuna.trial.FrozenTrial) -> None:
-        folder = checkpoints.trial_folder(artifacts, study, t.number)
+        folder = trial_folder(artifacts, study, t.number)
         if observer is not None:
             weights = folder / WEIGHTS_FILE
             observer.after_trial(t, weights if weights.is_file() else None)
-        if not interrupted(t):  # an interrupted trial's checkpoint is its point's rerun's
+        if not records.interrupted(t):  # an interrupted trial's checkpoint is its point's rerun's
             checkpoints.clear(folder)
         line = progress_line(t, spec.space) + startup_note(study, spec.settings.sampler)
         (alert if t.state == optuna.trial.TrialState.FAIL else say)(line)

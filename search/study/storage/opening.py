@@ -21,10 +21,10 @@ from optuna.storages import BaseStorage
 
 from search.errors import UsageError
 from search.study.queue.locks import study_lock
-from search.study.queue.recovery import fail_orphaned_trials, fail_stale_trials
+from search.study.queue.recovery import fail_dead_trials
 from search.study.running.budget import RunnerConfig
-from search.study.running.checkpoints import new_uid
 from search.study.space.space import Space
+from search.study.storage.folders import new_uid
 from search.study.storage.internals import rdb
 from search.study.storage.settings import StudySettings, default_precision, stored_space, versions
 from search.study.storage.storage import missing_study, open_storage, records
@@ -85,8 +85,7 @@ def open_study(storage_url: str, plan: StudyPlan) -> optuna.Study:
                 records.set_study_record(study, records.UID, new_uid())
     budget = {"n_trials": plan.budget.n_trials, "timeout": plan.budget.timeout}
     records.set_study_record(study, records.BUDGET, budget)
-    fail_orphaned_trials(storage, study)
-    fail_stale_trials(study)
+    fail_dead_trials(study)
     return study
 
 

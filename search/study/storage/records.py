@@ -219,6 +219,11 @@ def fail_kind_of(t: FrozenTrial) -> FailKind:
     return FailKind.ERROR
 
 
+def interrupted(t: FrozenTrial) -> bool:
+    """Failed by a stop or a dead worker, not by its own run: its point runs again."""
+    return t.state == TrialState.FAIL and fail_kind_of(t) == FailKind.INTERRUPTED
+
+
 def point_of(t: FrozenTrial | Trial) -> str | None:
     return t.user_attrs.get(POINT)
 
