@@ -4,10 +4,13 @@ search.study.queue and search.study.running.runner)."""
 
 from __future__ import annotations
 
+import datetime
+
 import optuna
 import pytest
 from optuna.trial import TrialState
 
+from search.study.queue.recovery import fail_dead_trials
 from search.study.running.budget import counted_trials
 from search.study.running.checkpoints import requeue_interrupted
 from search.study.storage import records
@@ -81,3 +84,21 @@ def test_optunas_max_trials_callback_stops_only_inside_optimize(study):
     with pytest.raises(RuntimeError, match="supposed to be invoked inside"):
         optuna.study.MaxTrialsCallback(1)(study, study.trials[-1])
     assert counted_trials(study) == 1
+
+
+def test_optunas_stale_check_never_fails_a_trial_that_never_beat(tmp_path, study):
+    """A worker killed between its claim and its first beat leaves a RUNNING trial with neither
+    a heartbeat nor an owner: Optuna's check skips it however old it is, so fail_dead_trials
+    fails it once it is OWNERLESS_GRACE_S old."""
+    storage = optuna.storages.RDBStorage(
+        f"sqlite:///{tmp_path}/s.db", heartbeat_interval=1, grace_period=1
+    )
+    mine = optuna.load_study(study_name=study.study_name, storage=storage)
+    with pytest.warns(UserWarning):
+        claimed = mine.ask()
+    an_hour_ago = datetime.datetime.now() - datetime.timedelta(hours=1)
+    with storage.engine.begin() as con:
+        con.exec_driver_sql("UPDATE trials SET datetime_start = ?", (an_hour_ago,))
+    optuna.storages.fail_stale_trials(mine)
+    assert mine.get_trials()[0].state == TrialState.RUNNING  # Optuna: an hour, still on
+    assert fail_dead_trials(mine) == [claimed.number]  # ours
