@@ -160,15 +160,16 @@ class GridSource:
 
 
 class SamplerSource:
-    """A sampler's trials: an interrupted trial's parameters first (it goes on from its
-    checkpoint), else a new suggestion."""
+    """A sampler's trials: a queued one first (an interrupted trial's parameters, to go on from
+    its checkpoint, or a warm start), claimed as a grid's point is, else a new suggestion.
+    Not ``study.ask`` for the queued ones: its pop takes them without the claim's lock."""
 
     def __init__(self, study: optuna.Study) -> None:
         self.study = study
 
     def next_trial(self) -> optuna.Trial:
         requeue_interrupted(self.study)
-        return ask(self.study)
+        return claim_waiting(self.study) or ask(self.study)
 
 
 def source_for(
