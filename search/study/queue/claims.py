@@ -2,9 +2,10 @@
 
 The missing grid points are queued as WAITING trials under the study's lock, a short window
 at a time, and a worker claims one with the storage's WAITING -> RUNNING update, which
-succeeds for one claimant only. A sampler's trial is claimed by ``ask``. A stop is held back
-while a claim is half made (``search.signals.deferred``), so a trial is never left claimed
-without an owner; the runner then fails it as interrupted.
+succeeds for one claimant only; a sampler's study claims its queued trials (requeued after a
+stop, or a warm start) the same way, and a new trial by ``ask``. A stop is held back while a
+claim is half made (``search.signals.deferred``), so a trial is never left claimed without an
+owner; the runner then fails it as interrupted.
 
 Every claim is recorded in the trial's records (``search.study.storage.records``: the worker, when,
 and the sampler it ran with), so each execution of a trial can be counted after the fact, and
